@@ -1,0 +1,65 @@
+"""Mermaid diagrams from the pinned npm package, loaded only by pages that have a diagram.
+
+Material's own integration fetches mermaid from a CDN whenever a page holds a ``.mermaid``
+block. Our fences use the class ``mermaid-diagram`` instead (see ``mkdocs.yml``), so Material
+ignores them, and this hook adds a tiny loader to those pages only. The loader sits inside the
+content container, so it also runs after Material's instant navigation swaps the page in.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.pages import Page
+
+ROOT = Path(__file__).resolve().parent.parent
+MERMAID_JS = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+TARGET = "assets/javascripts/mermaid.min.js"
+DIAGRAM_CLASS = 'class="mermaid-diagram"'
+
+LOADER = """<script>
+(function () {
+  function render() {
+    var dark = document.body.getAttribute("data-md-color-scheme") === "slate";
+    window.mermaid.initialize({startOnLoad: false, securityLevel: "strict",
+                               theme: dark ? "dark" : "default"});
+    window.mermaid.run({querySelector: ".mermaid-diagram:not([data-processed])"});
+  }
+  if (window.mermaid) { render(); return; }
+  var script = document.createElement("script");
+  script.src = "__SRC__";
+  script.onload = render;
+  document.head.appendChild(script);
+})();
+</script>"""
+
+_src = "/" + TARGET
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    global _src
+    if not MERMAID_JS.is_file():
+        raise PluginError(f"mermaid is not installed ({MERMAID_JS} is missing): run `npm ci`")
+    base = urlsplit(config.site_url or "/").path or "/"
+    _src = posixpath.join(base if base.endswith("/") else base + "/", TARGET)
+    return config
+
+
+def on_post_page(output: str, page: Page, **_: object) -> str:
+    if DIAGRAM_CLASS not in output:
+        return output
+    marker = "</article>"
+    if marker not in output:
+        raise PluginError(f"{page.file.src_uri}: cannot find the content container for mermaid")
+    return output.replace(marker, LOADER.replace("__SRC__", _src) + marker, 1)
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    target = Path(config.site_dir) / TARGET
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(MERMAID_JS, target)

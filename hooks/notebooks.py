@@ -1,0 +1,106 @@
+"""Executed notebook pages: a cache that knows what a notebook imports, and errors that name it.
+
+mkdocs-jupyter (``plugins`` in ``mkdocs.yml``) executes each jupytext ``.py`` notebook at build
+time with ``allow_errors: false`` and caches the result keyed on the notebook's own bytes. Our
+notebooks import ``snippets/`` and read committed results, so this hook adds those files'
+contents to the key: an unchanged tree re-uses the cache (``mkdocs serve`` stays fast), any
+change to the code a notebook runs re-executes it. A failing cell fails the build with a
+message naming the notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import mkdocs_jupyter.plugin as jupyter_plugin
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+
+ROOT = Path(__file__).resolve().parent.parent
+# Everything a notebook may import or read, besides itself.
+DEPENDENCIES = ("snippets", "results", "hooks/notebooks.py")
+
+_original_key = jupyter_plugin._compute_cache_key
+_original_nb2html = jupyter_plugin.convert.nb2html
+
+
+def dependency_digest(root: Path = ROOT) -> str:
+    """SHA-256 over the paths and bytes of every file notebooks depend on."""
+    digest = hashlib.sha256()
+    for name in DEPENDENCIES:
+        base = root / name
+        if not base.exists():
+            continue
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in paths:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(nb_path: str, config: object, exec_nb: bool) -> str:
+    own = _original_key(nb_path, config, exec_nb)
+    return hashlib.sha256(f"{own}:{dependency_digest()}".encode()).hexdigest()
+
+
+# nbconvert's template loads MathJax (with an empty src that fetches the page itself as a
+# script) and, for mermaid cells, mermaid from a CDN. Math is rendered at build time here, so
+# both go; what nbconvert left of the math ($...$ in markdown cells) becomes arithmatex markup
+# that hooks/katex.py renders like any other page's.
+MATHJAX_RE = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
+CDN_MODULE_RE = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?https?://(?:(?!</script>).)*</script>', re.DOTALL
+)
+MARKDOWN_CELL_RE = re.compile(
+    r'(<div class="[^"]*jp-MarkdownOutput[^"]*"[^>]*>)(.*?)(</div>)', re.DOTALL
+)
+CODE_RE = re.compile(r"(<(code|pre)\b.*?</\2>)", re.DOTALL)
+DISPLAY_RE = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+INLINE_RE = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)")
+
+
+def _math_to_arithmatex(fragment: str) -> str:
+    parts = CODE_RE.split(fragment)
+    out = []
+    # CODE_RE.split yields [text, code, tagname, text, code, tagname, ...]
+    for i in range(0, len(parts), 3):
+        text = parts[i]
+        text = DISPLAY_RE.sub(lambda m: f'<div class="arithmatex">\\[{m.group(1)}\\]</div>', text)
+        text = INLINE_RE.sub(lambda m: f'<span class="arithmatex">\\({m.group(1)}\\)</span>', text)
+        out.append(text)
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+    return "".join(out)
+
+
+def prepare_notebook_html(body: str) -> str:
+    """Drop nbconvert's client-side math/mermaid loaders; mark math for build-time KaTeX."""
+    body = MATHJAX_RE.sub("", body)
+    body = CDN_MODULE_RE.sub("", body)
+    return MARKDOWN_CELL_RE.sub(
+        lambda m: m.group(1) + _math_to_arithmatex(m.group(2)) + m.group(3), body
+    )
+
+
+def _nb2html(nb_path: str, *args: object, **kwargs: object) -> str:
+    try:
+        return prepare_notebook_html(_original_nb2html(nb_path, *args, **kwargs))
+    except Exception as err:  # nbclient's CellExecutionError, kernel death, bad jupytext ...
+        rel = Path(nb_path).resolve()
+        try:
+            rel = rel.relative_to(ROOT)
+        except ValueError:
+            pass
+        raise PluginError(f"notebook {rel} failed to execute:\n{err}") from err
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    if "mkdocs-jupyter" not in config.plugins:
+        raise PluginError("hooks/notebooks.py needs the mkdocs-jupyter plugin in mkdocs.yml")
+    jupyter_plugin._compute_cache_key = _cache_key
+    jupyter_plugin.convert.nb2html = _nb2html
+    return config

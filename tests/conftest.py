@@ -1,0 +1,85 @@
+"""Shared fixtures: one strict build of the site per test session, served on loopback."""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / ".cache" / "test-site"
+
+
+def mkdocs_build(
+    site_dir: Path,
+    *,
+    config: Path = ROOT / "mkdocs.yml",
+    site_url: str | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mkdocs build --strict`` in a subprocess; return the completed process."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    if site_url is not None:
+        env["SITE_URL"] = site_url
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--clean",
+            "--config-file",
+            str(config),
+            "--site-dir",
+            str(site_dir),
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_server() -> Iterator[str]:
+    """Serve BUILD_DIR on 127.0.0.1 (the built site, once it exists); yield the base URL."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(_QuietHandler, directory=str(BUILD_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def built_site(site_server: str) -> Path:
+    """The site built once with --strict, with site_url set to the loopback server.
+
+    Instant navigation needs site_url to match the served origin. A lock file makes parallel
+    workers (pytest-xdist) wait for one build instead of racing.
+    """
+    BUILD_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_DIR.parent / "test-site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = mkdocs_build(BUILD_DIR, site_url=site_server)
+        if result.returncode != 0:
+            pytest.fail(f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}")
+    return BUILD_DIR

@@ -1,0 +1,164 @@
+"""The built site in a real browser: Playwright driving Debian's chromium on loopback.
+
+No browser is ever downloaded. Without /usr/bin/chromium these tests skip with one line of
+reason, except under CI (``CI`` set), where they must run. Screenshots land in
+``test-output/screenshots/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("site")]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "test-output" / "screenshots"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI is set but chromium is missing: .ci/run must install it")
+    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+class Recorder:
+    """Every request the browser makes and every console error it reports."""
+
+    def __init__(self) -> None:
+        self.hosts: set[str] = set()
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+
+    def attach(self, page) -> None:  # type: ignore[no-untyped-def]
+        page.on("request", self._request)
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _request(self, request) -> None:  # type: ignore[no-untyped-def]
+        parts = urlsplit(request.url)
+        if parts.scheme in ("data", "blob", "about"):
+            return
+        self.hosts.add(parts.hostname or "")
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            self.foreign.append(request.url)
+
+
+@pytest.fixture(scope="module")
+def browser(built_site: Path) -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def page(browser, recorder: Recorder, site_server: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=site_server, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    recorder.attach(pg)
+    yield pg
+    context.close()
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def test_math_is_rendered(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("rl/kl/")
+    assert page.locator(".md-content .katex").count() > 5
+    assert page.locator(".katex-error").count() == 0
+    text = page.locator("article").inner_text()
+    for raw in ("\\(", "\\[", "$$"):
+        assert raw not in text
+    # The inlined KaTeX stylesheet applies (fonts from this site, not a fallback).
+    family = page.locator(".md-content .katex").first.evaluate(
+        "el => getComputedStyle(el).fontFamily"
+    )
+    assert "KaTeX_Main" in family
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    shot(page, "kl")
+
+
+def test_tab_switch_shows_its_content(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("rl/kl/")
+    tabs = page.locator(".tabbed-set").first
+    labels = tabs.locator(".tabbed-labels > label")
+    assert labels.count() >= 2
+    second = labels.nth(1)
+    second.click()
+    blocks = tabs.locator(".tabbed-content > .tabbed-block")
+    assert blocks.nth(1).is_visible()
+    assert not blocks.nth(0).is_visible()
+    assert blocks.nth(1).locator(".katex").count() > 0  # math inside tabs is rendered too
+
+
+def test_search_finds_an_equation_by_name(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("")
+    query = page.locator("input[data-md-component='search-query']")
+    query.click()
+    query.fill("k3 estimator")
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=15000)
+    hrefs = [results.nth(i).get_attribute("href") or "" for i in range(results.count())]
+    assert any("rl/kl/" in h for h in hrefs), hrefs
+    shot(page, "search-k3")
+
+
+def test_instant_navigation_keeps_math_rendered(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("about/")
+    page.evaluate("window.__noReload = 1")
+    page.locator("article a[href$='rl/kl/']").first.click()
+    page.wait_for_url("**/rl/kl/")
+    page.locator(".md-content .katex").first.wait_for()
+    assert page.evaluate("window.__noReload") == 1, "the click reloaded the page"
+    family = page.locator(".md-content .katex").first.evaluate(
+        "el => getComputedStyle(el).fontFamily"
+    )
+    assert "KaTeX_Main" in family
+    assert page.locator(".katex-error").count() == 0
+
+
+def test_mermaid_diagram_renders_from_this_site(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("rl/kl/")
+    page.locator(".mermaid-diagram svg").first.wait_for(timeout=20000)
+
+
+def test_dark_mode_toggles(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("rl/kl/")
+    before = page.locator("body").get_attribute("data-md-color-scheme")
+    page.locator("form[data-md-component='palette'] label:visible").first.click()
+    after = page.locator("body").get_attribute("data-md-color-scheme")
+    assert {before, after} == {"default", "slate"}
+    shot(page, f"kl-{after}")
+
+
+def test_no_request_left_loopback_and_no_console_errors(recorder: Recorder) -> None:
+    """Runs last in this module: checks what every test above made the browser do."""
+    assert recorder.hosts, "no request was recorded"
+    assert recorder.foreign == [], recorder.foreign
+    assert recorder.errors == [], recorder.errors

@@ -1,0 +1,74 @@
+"""The real site builds with --strict, with zero warnings, and has what a reader needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.docs_fences import DOCS, collected_python_fences, count_python_fences
+
+pytestmark = [pytest.mark.build, pytest.mark.xdist_group("site")]
+
+
+def test_build_is_strict_and_clean(built_site: Path) -> None:
+    assert (built_site / "index.html").is_file()
+    assert (built_site / "404.html").is_file()
+    assert (built_site / "search" / "search_index.json").is_file()
+
+
+def test_no_raw_tex_left_and_no_katex_errors(built_site: Path) -> None:
+    pages = list(built_site.rglob("*.html"))
+    assert len(pages) > 3
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert "katex-error" not in html, page
+        body = re.sub(r"<(script|style|code|pre)\b.*?</\1>", "", html, flags=re.DOTALL)
+        body = re.sub(
+            r'<annotation encoding="application/x-tex">.*?</annotation>', "", body, flags=re.DOTALL
+        )
+        for raw in ("\\(", "\\[", "$$"):
+            assert raw not in body, f"raw TeX {raw!r} left in {page}"
+
+
+def test_no_math_javascript_and_no_foreign_urls(built_site: Path) -> None:
+    for page in built_site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "katex.min.js" not in html and "mathjax" not in html.lower(), page
+        # What a browser loads by itself: src= attributes and <link href=> (links are fine).
+        loads = re.findall(r'\bsrc="(https?://[^"]+)"', html)
+        loads += re.findall(r'<link\b[^>]*\bhref="(https?://[^"]+)"', html)
+        for url in loads:
+            assert url.startswith("http://127.0.0.1"), f"{page} loads {url}"
+        assert not re.search(r"@import\s+url\(https?:", html), page
+
+
+def test_katex_fonts_are_self_hosted(built_site: Path) -> None:
+    fonts = list((built_site / "assets" / "katex" / "fonts").glob("*.woff2"))
+    assert len(fonts) == 20
+    page = (built_site / "rl" / "kl" / "index.html").read_text(encoding="utf-8")
+    preloads = re.findall(r'rel="preload" href="([^"]+\.woff2)"', page)
+    assert any("KaTeX_Main-Regular" in p for p in preloads)
+    for href in preloads:
+        assert (built_site / href.split("/assets/", 1)[1].join(["assets/", ""])).is_file()
+
+
+def test_mermaid_is_served_locally_and_only_where_needed(built_site: Path) -> None:
+    assert (built_site / "assets" / "javascripts" / "mermaid.min.js").is_file()
+    for page in built_site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        has_diagram = 'class="mermaid-diagram"' in html
+        assert ("mermaid.min.js" in html) == has_diagram, page
+
+
+def test_every_python_fence_is_collected() -> None:
+    """Guard: no python fence of docs/ escapes the collector (tilde fences, odd info strings)."""
+    total = 0
+    for page in sorted(DOCS.rglob("*.md")):
+        if "includes" in page.parts:
+            continue
+        raw = count_python_fences(page.read_text(encoding="utf-8"))
+        assert collected_python_fences(page) == raw, f"{page}: fences not all collected"
+        total += raw
+    assert total > 0
