@@ -18,6 +18,7 @@ summary says how many. The stock pytest-codeblocks collector is disabled (``-p n
 from __future__ import annotations
 
 import difflib
+import importlib
 import io
 import re
 import sys
@@ -194,9 +195,23 @@ class DocsPage(pytest.File):
             origin = origins[block.lineno - 1]
             item = Fence.from_parent(self, name=f"line {origin.page_line}")
             item.block, item.origin, item.page = block, origin, page
+            item.module = _included_module(origins, block, lines)
             for mark in block.marks:
                 item.add_marker(eval(mark, {"sys": sys, "pytest": pytest}))
             yield item
+
+
+def _included_module(origins: list[Origin], block: CodeBlock, lines: list[str]) -> str | None:
+    """The module a fence shows, when every code line of it comes from one snippets/ file."""
+    n = block.code.count("\n")
+    body = range(block.lineno, block.lineno + n)  # 0-based indices of the fence's code lines
+    sources = {origins[i].include for i in body if i < len(lines) and lines[i].strip()}
+    if len(sources) != 1:
+        return None
+    (source,) = sources
+    if source is None or not source.startswith("snippets/") or not source.endswith(".py"):
+        return None
+    return source[: -len(".py")].replace("/", ".")
 
 
 class FenceFailure(Exception):
@@ -207,12 +222,17 @@ class Fence(pytest.Item):
     block: CodeBlock
     origin: Origin
     page: str
+    module: str | None = None
 
     def runtest(self) -> None:
         if self.block.importorskip is not None:
             pytest.importorskip(self.block.importorskip)
         buffer = io.StringIO()
         namespace = {"__name__": "__main__", "__file__": str(ROOT / self.page)}
+        if self.module is not None:
+            # A fence that shows one section of snippets/x/y.py runs with that module's globals
+            # (its imports), exactly what the reader is told the code is part of.
+            namespace = {**vars(importlib.import_module(self.module)), **namespace}
         try:
             code = compile(self.block.code, f"{self.page}:fence@{self.origin.page_line}", "exec")
             with redirect_stdout(buffer):

@@ -143,8 +143,14 @@ def test_instant_navigation_keeps_math_rendered(page) -> None:  # type: ignore[n
     assert page.locator(".katex-error").count() == 0
 
 
-def test_mermaid_diagram_renders_from_this_site(page) -> None:  # type: ignore[no-untyped-def]
-    page.goto("rl/kl/")
+def test_mermaid_diagram_renders_from_this_site(page, built_site: Path) -> None:  # type: ignore[no-untyped-def]
+    with_diagram = sorted(
+        p
+        for p in built_site.rglob("index.html")
+        if 'class="mermaid-diagram"' in p.read_text(encoding="utf-8")
+    )
+    assert with_diagram, "no page of the site has a mermaid diagram"
+    page.goto(with_diagram[0].parent.relative_to(built_site).as_posix() + "/")
     page.locator(".mermaid-diagram svg").first.wait_for(timeout=20000)
 
 
