@@ -1,0 +1,152 @@
+"""Unit tests of the MkDocs hooks: each rule they enforce, and each error they raise."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+from tests.conftest import ROOT
+
+
+def load_hook(name: str):  # type: ignore[no-untyped-def]
+    """Import hooks/<name>.py as MkDocs does (a file, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", ROOT / "hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+equations = load_hook("equations")
+katex = load_hook("katex")
+notebooks = load_hook("notebooks")
+
+
+# ---- equations ------------------------------------------------------------------------------
+
+GOOD = """# Page
+
+$$
+a = b
+$$
+{: #eq-a name="the a equation" aliases="first; alpha" }
+
+!!! note
+    $$
+    c = d
+    $$
+    {: #eq-c name="c" }
+"""
+
+
+def test_named_equations_are_parsed_with_indentation() -> None:
+    found = [eq for _, eq in equations._parse(GOOD, "p.md")]
+    assert [(e.id, e.name, e.aliases, e.tex, e.line) for e in found] == [
+        ("eq-a", "the a equation", ("first", "alpha"), "a = b", 3),
+        ("eq-c", "c", (), "c = d", 9),
+    ]
+
+
+def test_named_equation_block_keeps_indentation_and_anchor() -> None:
+    _, eq = equations._parse(GOOD, "p.md")[1]
+    block = equations._render_block(eq, "    ")
+    assert block.startswith('    <div class="eq" id="eq-c" markdown="block">')
+    assert "\n    $$\n    c = d\n    $$\n" in block
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("$$\nx\n$$\n{: #eq-x }\n", 'needs name="..."'),
+        ('$$\nx\n$$\n{: #eq-x name="x" colour="red" }\n', "unknown equation attribute"),
+        ('$$\nx\n$$\n{: #eq-x #eq-y name="x" }\n', "exactly one"),
+        ('Some text\n{: #eq-x name="x" }\n', "must follow a $$ ... $$ block"),
+    ],
+)
+def test_malformed_equations_fail_with_page_and_line(text: str, message: str) -> None:
+    with pytest.raises(PluginError, match=r"p\.md:") as err:
+        equations._parse(text, "p.md")
+    assert message in str(err.value)
+
+
+def test_duplicate_equation_ids_fail(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text('$$\nx\n$$\n{: #eq-x name="x" }\n', encoding="utf-8")
+    (tmp_path / "b.md").write_text('$$\ny\n$$\n{: #eq-x name="y" }\n', encoding="utf-8")
+    with pytest.raises(PluginError, match=r"b.md:1: duplicate equation id #eq-x \(first at a.md"):
+        equations.collect(tmp_path)
+
+
+def test_equation_index_links_every_equation() -> None:
+    eqs = [eq for _, eq in equations._parse(GOOD, "rl/p.md")]
+    index = equations._index_markdown(eqs, "study/equations.md", {"rl/p.md": "Page"})
+    assert "## [Page](../rl/p.md)" in index
+    assert "**[the a equation](../rl/p.md#eq-a)** — also: first, alpha" in index
+    assert "**[c](../rl/p.md#eq-c)**" in index
+
+
+# ---- katex ----------------------------------------------------------------------------------
+
+
+def test_font_map_covers_the_classes_katex_uses() -> None:
+    assets = katex.KatexAssets()
+    assert len(assets.font_files) == 20
+    assert assets.fonts_for('<span class="mord mathnormal">x</span>') == [
+        "KaTeX_Main-Regular.woff2",
+        "KaTeX_Math-Italic.woff2",
+    ]
+    big = assets.fonts_for('<span class="delimsizing size2">(</span><span class="mathbb">R</span>')
+    assert "KaTeX_Size2-Regular.woff2" in big and "KaTeX_AMS-Regular.woff2" in big
+    assert "src:url(fonts/" not in assets.css and ".woff)" not in assets.css
+
+
+def test_renderer_renders_and_reports_bad_tex() -> None:
+    renderer = katex.KatexRenderer()
+    try:
+        good, bad = renderer.render([("x^2", False), ("\\frac{1}{", True)])
+    finally:
+        renderer.close()
+    assert 'class="katex"' in good["html"] and "<math" in good["html"]
+    assert "error" in bad
+
+
+def test_math_becomes_slots_for_search_then_rendered_html() -> None:
+    slots: list[str] = []
+    html = '<p>see <span class="arithmatex">\\(a &lt; b\\)</span></p>'
+    text, rendered = katex._render_html(html, "p.md", slots)
+    assert text == '<p>see <span class="arithmatex" data-katex-slot="0">a &lt; b</span></p>'
+    assert len(slots) == 1 and "katex" in slots[0] and rendered
+    with pytest.raises(PluginError, match=r"p\.md"):
+        katex._render_html('<div class="arithmatex">\\[\\frac{\\]</div>', "p.md", [])
+    katex._renderer.close()
+
+
+# ---- notebooks ------------------------------------------------------------------------------
+
+
+def test_notebook_html_loses_mathjax_and_cdn_and_gains_arithmatex() -> None:
+    html = (
+        '<!-- Load mathjax --><script src=""></script><!-- End of mathjax configuration -->'
+        '<script type="module">import("https://cdnjs.example/mermaid.mjs")</script>'
+        '<div class="jp-RenderedMarkdown jp-MarkdownOutput" data-mime-type="text/markdown">'
+        "<p>cost $5 and $x^2$ and <code>$keep$</code></p><p>$$\ny\n$$</p></div>"
+    )
+    out = notebooks.prepare_notebook_html(html)
+    assert "mathjax" not in out.lower() and "https://" not in out
+    assert '<span class="arithmatex">\\(x^2\\)</span>' in out
+    assert '<div class="arithmatex">\\[\ny\n\\]</div>' in out
+    assert "<code>$keep$</code>" in out
+
+
+def test_notebook_cache_key_follows_the_code_it_imports(tmp_path: Path) -> None:
+    (tmp_path / "snippets").mkdir()
+    module = tmp_path / "snippets" / "m.py"
+    module.write_text("x = 1\n", encoding="utf-8")
+    before = notebooks.dependency_digest(tmp_path)
+    assert notebooks.dependency_digest(tmp_path) == before
+    module.write_text("x = 2\n", encoding="utf-8")
+    assert notebooks.dependency_digest(tmp_path) != before
