@@ -52,8 +52,31 @@ class Equation:
     line: int
 
 
+FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+
+
+def _mask_code_fences(markdown: str) -> str:
+    """Blank out fenced code (same length, newlines kept): examples of the syntax stay inert."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in markdown.split("\n"):
+        m = FENCE_RE.match(line)
+        if fence is None and m:
+            fence = m.group(1)
+            out.append(" " * len(line))
+        elif fence is not None:
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                if not line.strip().lstrip(fence[0]):
+                    fence = None
+            out.append(" " * len(line))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _parse(markdown: str, page: str) -> list[tuple[re.Match[str], Equation]]:
     found = []
+    markdown = _mask_code_fences(markdown)
     for m in BLOCK_RE.finditer(markdown):
         line = markdown.count("\n", 0, m.start()) + 1
         attrs = dict(ATTR_RE.findall(m.group("attrs")))

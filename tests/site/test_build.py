@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mkdocs_build
 from tests.docs_fences import DOCS, collected_python_fences, count_python_fences
 
 pytestmark = [pytest.mark.build, pytest.mark.xdist_group("site")]
@@ -72,3 +73,15 @@ def test_every_python_fence_is_collected() -> None:
         assert collected_python_fences(page) == raw, f"{page}: fences not all collected"
         total += raw
     assert total > 0
+
+
+def test_rebuild_reuses_executed_notebooks(built_site: Path, tmp_path: Path) -> None:
+    """An unchanged tree re-uses every executed notebook (what keeps `mkdocs serve` fast)."""
+    notebooks = sorted((DOCS / "notebooks").glob("*.py"))
+    assert notebooks
+    result = mkdocs_build(tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    log = result.stdout + result.stderr
+    assert "Converting notebook" not in log, log
+    for nb in notebooks:
+        assert f"Cache hit: {nb}" in log, log

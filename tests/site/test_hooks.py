@@ -150,3 +150,8 @@ def test_notebook_cache_key_follows_the_code_it_imports(tmp_path: Path) -> None:
     assert notebooks.dependency_digest(tmp_path) == before
     module.write_text("x = 2\n", encoding="utf-8")
     assert notebooks.dependency_digest(tmp_path) != before
+
+
+def test_equation_syntax_inside_code_fences_is_left_alone() -> None:
+    text = '````markdown\n$$\nx\n$$\n{: #eq-x name="x" }\n````\n\n$$\ny\n$$\n{: #eq-y name="y" }\n'
+    assert [eq.id for _, eq in equations._parse(text, "p.md")] == ["eq-y"]
