@@ -31,9 +31,12 @@ from mkdocs.structure.pages import Page
 INDEX_MARKER = "<!-- equation-index -->"
 # A $$ ... $$ block (own lines, any indentation) followed directly by a {: #eq-... } line.
 BLOCK_RE = re.compile(
-    r"^(?P<indent>[ \t]*)\$\$[ \t]*\n(?P<tex>.*?)^(?P=indent)\$\$[ \t]*\n"
+    r"^(?P<indent>[ \t]*)\$\$[ \t]*\n"
+    # the TeX: whole lines, none of them a $$ line (so a match never spans two blocks)
+    r"(?P<tex>(?:(?![ \t]*\$\$[ \t]*$).*\n)*?)"
+    r"(?P=indent)\$\$[ \t]*\n"
     r"(?P=indent)\{:(?P<attrs>[^}\n]*#eq-[^}\n]*)\}[ \t]*$",
-    re.DOTALL | re.MULTILINE,
+    re.MULTILINE,
 )
 ANY_EQ_ATTR_RE = re.compile(r"^[ \t]*\{:[^}\n]*#eq-", re.MULTILINE)
 ATTR_RE = re.compile(r'(\w+)="([^"]*)"')

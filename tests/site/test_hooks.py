@@ -155,3 +155,9 @@ def test_notebook_cache_key_follows_the_code_it_imports(tmp_path: Path) -> None:
 def test_equation_syntax_inside_code_fences_is_left_alone() -> None:
     text = '````markdown\n$$\nx\n$$\n{: #eq-x name="x" }\n````\n\n$$\ny\n$$\n{: #eq-y name="y" }\n'
     assert [eq.id for _, eq in equations._parse(text, "p.md")] == ["eq-y"]
+
+
+def test_a_named_equation_never_swallows_an_unnamed_block_before_it() -> None:
+    text = '$$\na\n$$\n\nText with [a link](x.md).\n\n$$\nb\n$$\n{: #eq-b name="b" }\n'
+    ((m, eq),) = equations._parse(text, "p.md")
+    assert eq.tex == "b" and eq.line == 7 and "link" not in m.group(0)
