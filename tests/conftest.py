@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".cache" / "test-site"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op torch thread per test process.
+
+    The tests run as two pytest-xdist workers on two cores, and their tensors are tiny: a second
+    OpenMP thread per worker only adds contention (single tests were measured up to 30x slower
+    with the default when other processes shared the cores). Results do not depend on it.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def mkdocs_build(
     site_dir: Path,
     *,
