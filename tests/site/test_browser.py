@@ -117,16 +117,27 @@ def test_tab_switch_shows_its_content(page) -> None:  # type: ignore[no-untyped-
     assert blocks.nth(1).locator(".katex").count() > 0  # math inside tabs is rendered too
 
 
-def test_search_finds_an_equation_by_name(page) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("k3 estimator", "rl/kl/"),
+        ("clipped surrogate", "rl/ppo/"),
+        ("Bradley-Terry", "rl/bradley-terry/"),
+        ("GAE recursion", "rl/gae/"),
+    ],
+)
+def test_search_finds_an_equation_by_name(page, query: str, expected: str) -> None:  # type: ignore[no-untyped-def]
     page.goto("")
-    query = page.locator("input[data-md-component='search-query']")
-    query.click()
-    query.fill("k3 estimator")
+    box = page.locator("input[data-md-component='search-query']")
+    box.click()
+    page.wait_for_timeout(500)  # the search worker loads its index first
+    box.press_sequentially(query, delay=30)
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=15000)
     hrefs = [results.nth(i).get_attribute("href") or "" for i in range(results.count())]
-    assert any("rl/kl/" in h for h in hrefs), hrefs
-    shot(page, "search-k3")
+    assert any(expected in h or "study/equations/" in h for h in hrefs[:5]), hrefs
+    assert any(expected in h for h in hrefs), hrefs
+    shot(page, "search-" + query.split()[0].lower())
 
 
 def test_instant_navigation_keeps_math_rendered(page) -> None:  # type: ignore[no-untyped-def]
@@ -161,6 +172,37 @@ def test_dark_mode_toggles(page) -> None:  # type: ignore[no-untyped-def]
     after = page.locator("body").get_attribute("data-md-color-scheme")
     assert {before, after} == {"default", "slate"}
     shot(page, f"kl-{after}")
+
+
+def test_checklist_ticks_persist_and_reset(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("study/checklist/")
+    boxes = page.locator("#interview-checklist input[type=checkbox]")
+    assert boxes.count() >= 10
+    assert not boxes.nth(0).is_checked() and not boxes.nth(2).is_checked()
+    boxes.nth(0).click(force=True)
+    boxes.nth(2).click(force=True)
+    page.reload()
+    boxes = page.locator("#interview-checklist input[type=checkbox]")
+    assert boxes.nth(0).is_checked() and boxes.nth(2).is_checked()
+    assert not boxes.nth(1).is_checked()
+    shot(page, "checklist")
+    page.locator("#interview-checklist-reset").click()
+    page.reload()
+    boxes = page.locator("#interview-checklist input[type=checkbox]")
+    assert not any(boxes.nth(i).is_checked() for i in range(boxes.count()))
+
+
+def test_quick_reference_prints_on_few_pages(page) -> None:  # type: ignore[no-untyped-def]
+    """The print stylesheet: no navigation, header or search; equations intact; few pages."""
+    page.goto("study/quick-reference/")
+    page.emulate_media(media="print")
+    for hidden in (".md-header", ".md-sidebar--primary", ".md-footer"):
+        assert not page.locator(hidden).first.is_visible(), hidden
+    assert page.locator(".md-content .katex").count() > 10
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pdf = page.pdf(path=str(SHOTS / "quick-reference.pdf"), format="A4")
+    pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    assert 1 <= pages <= 12, f"the quick reference prints on {pages} pages"
 
 
 def test_no_request_left_loopback_and_no_console_errors(recorder: Recorder) -> None:

@@ -85,3 +85,19 @@ def test_rebuild_reuses_executed_notebooks(built_site: Path, tmp_path: Path) -> 
     assert "Converting notebook" not in log, log
     for nb in notebooks:
         assert f"Cache hit: {nb}" in log, log
+
+
+def test_equation_index_lists_every_named_equation(built_site: Path) -> None:
+    """Every anchored equation of every page is linked, rendered, from the equation index."""
+    index = (built_site / "study" / "equations" / "index.html").read_text(encoding="utf-8")
+    anchored: dict[str, str] = {}
+    for page in built_site.rglob("index.html"):
+        if page.parent.name == "equations":
+            continue
+        for eq_id in re.findall(r'<div class="eq" id="(eq-[a-z0-9-]+)"', page.read_text("utf-8")):
+            assert eq_id not in anchored, f"#{eq_id} on {page} and {anchored[eq_id]}"
+            anchored[eq_id] = str(page)
+    assert len(anchored) > 50
+    missing = [eq_id for eq_id in anchored if f'#{eq_id}"' not in index]
+    assert not missing, f"not in the equation index: {missing}"
+    assert index.count('class="katex-display"') >= len(anchored)

@@ -1,0 +1,1 @@
+"""Snippets of the study pages (common bugs, buggy vs fixed)."""

@@ -1,0 +1,58 @@
+"""Claims of docs/study/self-test.md that no other test checks.
+
+* The SFT loss on a demonstration is the REINFORCE loss with advantage +1 on every token:
+  same value, same gradient.
+* The Bradley-Terry probabilities and loss are unchanged when every reward is shifted by the
+  same constant (only reward differences are identified).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
+from snippets.rl.logprobs import token_logprobs
+from snippets.rl.policy_gradient import reinforce_loss
+
+
+def test_sft_is_reinforce_with_advantage_one_on_the_demonstration() -> None:
+    g = torch.Generator().manual_seed(0)
+    batch, steps, vocab = 3, 5, 7
+    logits = torch.randn(batch, steps, vocab, generator=g, dtype=torch.float64)
+    logits.requires_grad_(True)
+    demo = torch.randint(0, vocab, (batch, steps), generator=g)  # (B, T) expert tokens
+    mask = torch.ones(batch, steps, dtype=torch.bool)
+    # SFT: summed cross-entropy of each demonstration, averaged over the batch
+    sft = F.cross_entropy(logits.reshape(-1, vocab), demo.reshape(-1), reduction="sum") / batch
+    (grad_sft,) = torch.autograd.grad(sft, logits)
+    pg = reinforce_loss(token_logprobs(logits, demo), torch.ones(batch, dtype=torch.float64), mask)
+    (grad_pg,) = torch.autograd.grad(pg, logits)
+    assert_close(pg, sft)
+    assert_close(grad_pg, grad_sft)
+    # ... and a negative advantage flips the gradient: RL can push probability down, SFT cannot.
+    neg = reinforce_loss(
+        token_logprobs(logits, demo), -torch.ones(batch, dtype=torch.float64), mask
+    )
+    (grad_neg,) = torch.autograd.grad(neg, logits)
+    assert_close(grad_neg, -grad_sft)
+
+
+def test_bradley_terry_only_sees_reward_differences() -> None:
+    g = torch.Generator().manual_seed(1)
+    r_chosen = torch.randn(8, generator=g, dtype=torch.float64)
+    r_rejected = torch.randn(8, generator=g, dtype=torch.float64)
+    for shift in (-3.0, 0.5, 10.0):
+        assert_close(
+            preference_probability(r_chosen + shift, r_rejected + shift),
+            preference_probability(r_chosen, r_rejected),
+        )
+        assert_close(
+            bradley_terry_loss(r_chosen + shift, r_rejected + shift),
+            bradley_terry_loss(r_chosen, r_rejected),
+        )
+    # A shift of one side only does change the loss: the test can fail.
+    assert not torch.isclose(
+        bradley_terry_loss(r_chosen + 1.0, r_rejected), bradley_terry_loss(r_chosen, r_rejected)
+    )
