@@ -31,8 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 KATEX = ROOT / "node_modules" / "katex" / "dist"
 PAGES = ["", "rl/kl/", "rl/ppo/", "rl/dpo/", "study/quick-reference/", "about/"]
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 CLIENT_JS = """document$.subscribe(({ body }) => {
   renderMathInElement(body, {
@@ -58,7 +65,10 @@ def build(config: Path, site: Path, site_url: str | None = None) -> float:
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(config), "-d", str(site)],
-        cwd=ROOT, env=e, check=True, capture_output=True,
+        cwd=ROOT,
+        env=e,
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - t0
 
@@ -77,7 +87,8 @@ def client_side_config(tmp: Path) -> Path:
         f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
         f"docs_dir: {docs}\n"
         f"theme:\n  name: material\n  custom_dir: {ROOT / 'overrides'}\n"
-        "hooks:\n" + "".join(f"  - {p}\n" for p in hooks)
+        "hooks:\n"
+        + "".join(f"  - {p}\n" for p in hooks)
         + "validation:\n  links:\n    not_found: info\n    anchors: info\n"
         "extra_javascript:\n  - javascripts/katex-init.js\n"
         "  - katex-client/katex.min.js\n  - katex-client/contrib/auto-render.min.js\n"
@@ -141,9 +152,19 @@ def page_weight(url: str) -> tuple[int, int, int]:
 def lighthouse(url: str) -> dict[str, float]:
     binary = ROOT / "benchmarks" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
     out = subprocess.run(
-        [str(binary), url, "--quiet", "--output=json", "--output-path=stdout",
-         "--only-categories=performance", f"--chrome-flags={' '.join(FLAGS)}"],
-        env=dict(env(), CHROME_PATH=CHROMIUM), capture_output=True, text=True, check=False,
+        [
+            str(binary),
+            url,
+            "--quiet",
+            "--output=json",
+            "--output-path=stdout",
+            "--only-categories=performance",
+            f"--chrome-flags={' '.join(FLAGS)}",
+        ],
+        env=dict(env(), CHROME_PATH=CHROMIUM),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report = json.loads(out.stdout)
     audits = report["audits"]
@@ -183,15 +204,19 @@ def main() -> None:
         build(client_side_config(tmp / "client-src"), client_site, client_url)
 
         print("\n== per page, cold cache, gzip on loopback: build-time KaTeX vs client-side KaTeX")
-        print(f"{'page':26} {'KB ours':>8} {'KB client':>9} {'ratio':>6} "
-              f"{'req ours':>8} {'req client':>10} {'fonts o/c':>9}")
+        print(
+            f"{'page':26} {'KB ours':>8} {'KB client':>9} {'ratio':>6} "
+            f"{'req ours':>8} {'req client':>10} {'fonts o/c':>9}"
+        )
         for path in PAGES:
             if not (ours_site / path / "index.html").is_file():
                 continue
             b1, n1, f1 = page_weight(ours_url + path)
             b2, n2, f2 = page_weight(client_url + path)
-            print(f"{'/' + path:26} {b1 / 1024:8.1f} {b2 / 1024:9.1f} {b1 / b2:6.2f} "
-                  f"{n1:8d} {n2:10d} {f1:4d}/{f2:<4d}")
+            print(
+                f"{'/' + path:26} {b1 / 1024:8.1f} {b2 / 1024:9.1f} {b1 / b2:6.2f} "
+                f"{n1:8d} {n2:10d} {f1:4d}/{f2:<4d}"
+            )
 
         if args.lighthouse:
             print(f"\n== Lighthouse 12.2.3, mobile preset, median of {args.runs} interleaved runs")
@@ -203,8 +228,10 @@ def main() -> None:
                     results["client"].append(lighthouse(client_url + path))
                 for variant, runs in results.items():
                     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                    print(f"{'/' + path:26} {variant:8} {med['score']:6.0f} {med['cls']:7.3f} "
-                          f"{med['lcp_s']:6.2f}")
+                    print(
+                        f"{'/' + path:26} {variant:8} {med['score']:6.0f} {med['cls']:7.3f} "
+                        f"{med['lcp_s']:6.2f}"
+                    )
         ours_server.shutdown()
         client_server.shutdown()
 
@@ -215,7 +242,10 @@ def serve_rebuild() -> float:
     original = page.read_text(encoding="utf-8")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mkdocs", "serve", "-a", "127.0.0.1:8765", "--no-livereload"],
-        cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env(),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     try:
