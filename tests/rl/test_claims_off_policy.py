@@ -119,3 +119,13 @@ def test_rollout_correction_weight() -> None:
     assert_close(logprobs.grad, -weights * adv / mask.sum())
     # identical engine and trainer log-probs: every weight is 1, no correction
     assert torch.equal(torch.exp(rollout - rollout).clamp(max=cap), torch.ones_like(rollout))
+
+
+def test_token_second_moment_is_at_least_one_with_equality_on_policy() -> None:
+    """E_μ[w_t²] = Σ π²/μ ≥ 1 (Cauchy-Schwarz), = 1 only when π = μ: the page's growth factor."""
+    g = torch.Generator().manual_seed(7)
+    for _ in range(100):
+        pi = torch.softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
+        mu = torch.softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
+        assert float((pi**2 / mu).sum()) > 1.0
+    assert_close((mu**2 / mu).sum(), torch.tensor(1.0, dtype=torch.float64))
