@@ -55,3 +55,16 @@ def test_entropy_bonus_step_raises_entropy() -> None:
     with torch.no_grad():
         after = masked_mean(entropy_from_logits(logits - 10.0 * logits.grad), mask)
     assert after > before
+
+
+def test_undetached_advantage_pushes_the_critic_up() -> None:
+    # A = R − V with V still in the graph: the policy term −A log π gives V the gradient
+    # log π < 0, so a descent step raises V whatever the return (the "What goes wrong" item).
+    logits0, tokens, values0, rewards, mask = _setup()
+    logprobs = token_logprobs(logits0, tokens)  # (B, T), all < 0
+    values = values0.clone().requires_grad_(True)
+    per_token = -(rewards - values) * logprobs  # −A log π with A not detached
+    loss = (per_token * mask).sum() / mask.sum()  # token-mean
+    (grad,) = torch.autograd.grad(loss, values)
+    assert_close(grad[mask], (logprobs / mask.sum())[mask])
+    assert (grad[mask] < 0).all()  # descent (V −= lr · grad) moves every V up

@@ -98,3 +98,18 @@ def test_next_column_convention_matches_for_right_padding_only() -> None:
     ours, _ = gae(rewards[:1], values[:1], gap, 1.0, 0.95)
     theirs = _next_column_gae(rewards[:1], values[:1], gap, 1.0, 0.95)
     assert not torch.allclose(ours, theirs)
+
+
+def test_prompt_position_in_the_mask_leaves_response_advantages_unchanged() -> None:
+    # "Prompt tokens in the mask": the recursion runs backwards, so a prompt position left in
+    # the mask only gets an advantage of its own; the response's advantages do not move.
+    g = torch.Generator().manual_seed(4)
+    rewards = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    values = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    response_only = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0]])
+    with_prompt = torch.tensor([[0, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0]])
+    ours, _ = gae(rewards, values, response_only, 1.0, 0.95)
+    leaky, _ = gae(rewards, values, with_prompt, 1.0, 0.95)
+    response = response_only.bool()
+    assert_close(leaky[response], ours[response])
+    assert (leaky[:, 1] != 0).all() and (ours[:, 1] == 0).all()  # the prompt token now has one
