@@ -136,7 +136,7 @@ def page_weight(url: str) -> tuple[int, int, int]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
         requests = []
-        page.on("requestfinished", requests.append)
+        page.on("requestfinished", lambda r: requests.append(r))
         page.goto(url, wait_until="networkidle")
         page.wait_for_function("document.fonts.status === 'loaded'")
         total = fonts = 0
@@ -241,7 +241,7 @@ def serve_rebuild() -> float:
     page = ROOT / "docs" / "about.md"
     original = page.read_text(encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mkdocs", "serve", "-a", "127.0.0.1:8765", "--no-livereload"],
+        [sys.executable, "-m", "mkdocs", "serve", "-a", "127.0.0.1:8765"],
         cwd=ROOT,
         env=env(),
         stderr=subprocess.PIPE,
