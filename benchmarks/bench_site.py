@@ -124,6 +124,7 @@ class GzipHandler(http.server.SimpleHTTPRequestHandler):
 def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = lambda *a, **k: GzipHandler(*a, directory=str(site), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.handle_error = lambda *_: None  # type: ignore[method-assign]  # early closes are normal
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -172,6 +173,8 @@ def lighthouse(url: str) -> dict[str, float]:
         "score": 100 * (report["categories"]["performance"]["score"] or 0),
         "cls": audits["cumulative-layout-shift"]["numericValue"],
         "lcp_s": audits["largest-contentful-paint"]["numericValue"] / 1000,
+        "fcp_s": audits["first-contentful-paint"]["numericValue"] / 1000,
+        "tbt_ms": audits["total-blocking-time"]["numericValue"],
     }
 
 
@@ -220,7 +223,10 @@ def main() -> None:
 
         if args.lighthouse:
             print(f"\n== Lighthouse 12.2.3, mobile preset, median of {args.runs} interleaved runs")
-            print(f"{'page':26} {'variant':8} {'score':>6} {'CLS':>7} {'LCP s':>6}")
+            print(
+                f"{'page':26} {'variant':8} {'score':>6} {'CLS':>7} {'LCP s':>6} {'FCP s':>6} "
+                f"{'TBT ms':>7}"
+            )
             for path in [p for p in PAGES if p in ("rl/kl/", "rl/ppo/", "rl/dpo/")]:
                 results: dict[str, list[dict[str, float]]] = {"ours": [], "client": []}
                 for _ in range(args.runs):
@@ -230,7 +236,7 @@ def main() -> None:
                     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                     print(
                         f"{'/' + path:26} {variant:8} {med['score']:6.0f} {med['cls']:7.3f} "
-                        f"{med['lcp_s']:6.2f}"
+                        f"{med['lcp_s']:6.2f} {med['fcp_s']:6.2f} {med['tbt_ms']:7.0f}"
                     )
         ours_server.shutdown()
         client_server.shutdown()
