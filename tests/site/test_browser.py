@@ -77,6 +77,8 @@ def recorder() -> Recorder:
 @pytest.fixture
 def page(browser, recorder: Recorder, site_server: str):  # type: ignore[no-untyped-def]
     context = browser.new_context(base_url=site_server, viewport={"width": 1280, "height": 900})
+    # Generous timeouts: on a loaded 2-core CI machine a cold page can take seconds.
+    context.set_default_timeout(60_000)
     pg = context.new_page()
     recorder.attach(pg)
     yield pg
@@ -108,6 +110,7 @@ def test_tab_switch_shows_its_content(page) -> None:  # type: ignore[no-untyped-
     page.goto("rl/kl/")
     tabs = page.locator(".tabbed-set").first
     labels = tabs.locator(".tabbed-labels > label")
+    labels.first.wait_for()
     assert labels.count() >= 2
     second = labels.nth(1)
     second.click()
