@@ -28,18 +28,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make tests.chromium importable
+from tests.chromium import CHROMIUM, FLAGS  # noqa: E402
+
 KATEX = ROOT / "node_modules" / "katex" / "dist"
 PAGES = ["", "rl/kl/", "rl/ppo/", "rl/dpo/", "study/quick-reference/", "about/"]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 CLIENT_JS = """document$.subscribe(({ body }) => {
   renderMathInElement(body, {

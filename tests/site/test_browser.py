@@ -15,27 +15,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.chromium import CHROMIUM, FLAGS, require_chromium
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("site")]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but chromium is missing: .ci/run must install it")
-    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
-
+require_chromium()
 sync_api = pytest.importorskip("playwright.sync_api")
 
 

@@ -9,23 +9,19 @@ leaves the machine and the scripts are tested whether or not mkdocs.yml loads th
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.chromium import CHROMIUM, FLAGS, require_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ORIGIN = "http://127.0.0.1:8765"
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI is set but chromium is missing")
-    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -70,9 +66,7 @@ def page_html(body: str, script: str) -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox"], headless=True
-        )
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield b
         b.close()
 
