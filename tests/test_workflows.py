@@ -21,7 +21,8 @@ def test_workflows_exist() -> None:
 def test_workflows_match_the_github_schema() -> None:
     result = subprocess.run(
         [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -29,7 +30,9 @@ def test_workflows_match_the_github_schema() -> None:
 def test_zizmor_finds_nothing() -> None:
     result = subprocess.run(
         [BIN / "zizmor", "--offline", str(ROOT / ".github" / "workflows")],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
