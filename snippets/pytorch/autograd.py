@@ -130,11 +130,12 @@ def autograd_demo() -> dict[str, object]:
         "detached requires_grad:", d.requires_grad, "| same storage:", d.data_ptr() == h.data_ptr()
     )
 
-    # 5. no_grad vs inference_mode: neither records a graph; inference tensors can never join one
+    # 5. no_grad vs inference_mode: neither records a graph; an inference tensor cannot be saved
+    #    for a later backward (clone it first to use it in a graph)
     with torch.no_grad():
         a = w * 2  # (3,) requires_grad=False, an ordinary tensor
     with torch.inference_mode():
-        b = w * 2  # (3,) an inference tensor: faster, but frozen out of autograd forever
+        b = w * 2  # (3,) an inference tensor: faster, but no op may save it for backward
     try:
         (b * w).sum().backward()
         inference_error = ""

@@ -80,3 +80,16 @@ def test_central_differences_in_float32_degrade_as_eps_shrinks() -> None:
     e = torch.exp(x64).item()
     assert abs(central(x32, 1e-6) - e) > 1e-2  # rounding error / ε dominates
     assert abs(central(x64, 1e-6) - e) < 1e-8
+
+
+def test_inference_tensor_fails_only_where_backward_must_save_it() -> None:
+    w = torch.ones(2, requires_grad=True)
+    with torch.inference_mode():
+        t = torch.full((2,), 3.0)
+    with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+        (w * t).sum()  # mul saves t to compute dL/dw
+    (w + t).sum().backward()  # add saves nothing: allowed
+    assert torch.equal(w.grad, torch.ones(2))
+    w.grad = None
+    (w * t.clone()).sum().backward()  # a clone made outside inference_mode is a normal tensor
+    assert torch.equal(w.grad, t)

@@ -55,3 +55,14 @@ def test_block_with_zeroed_branch_outputs_is_the_identity() -> None:
             linear.bias.zero_()
     x = torch.randn(2, 6, 8)
     assert torch.equal(block(x), x)
+
+
+def test_gpt2_small_shares_tied_table_blocks_and_token_table() -> None:
+    # gpt.md: tying saves V·d = 31% of GPT-2 small; the blocks hold ~12·L·d² = 85M of 124M,
+    # and the token table 39M
+    V, d, L = GPT2_SMALL.vocab_size, GPT2_SMALL.n_embd, GPT2_SMALL.n_layer
+    total = expected_num_params(GPT2_SMALL)
+    assert round(100 * V * d / total) == 31
+    blocks = L * (12 * d * d + 13 * d)
+    assert round(blocks / 1e6) == 85 and round(12 * L * d * d / 1e6) == 85
+    assert round(V * d / 1e6) == 39

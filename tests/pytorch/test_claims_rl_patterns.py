@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -94,3 +95,28 @@ def test_bf16_rounds_log_probs_by_up_to_2_to_the_minus_7() -> None:
     assert error.max().item() > 0.9 * 2.0**-7  # the bound is reached
     # two such roundings in a log-ratio: exp(2 · 2^-7) − 1 ≈ 1.6%
     assert 0.015 < torch.expm1(torch.tensor(2 * 2.0**-7)).item() < 0.016
+
+
+def test_clipping_divides_by_the_norm_plus_1e_minus_6() -> None:
+    p = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    p.grad = torch.tensor([2.0], dtype=torch.float64)
+    nn.utils.clip_grad_norm_([p], max_norm=1.0)
+    assert p.grad.item() == pytest.approx(2.0 / (2.0 + 1e-6), rel=1e-12)
+
+
+def test_an_undetached_baseline_is_pushed_up_by_the_policy_loss() -> None:
+    # −(R − V) log π: dL/dV = log π < 0, so a descent step raises V (lowers the advantage)
+    logp = torch.tensor([-0.1, -3.0], dtype=torch.float64)  # a likely and an unlikely token
+    returns = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    values = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    (-((returns - values) * logp).mean()).backward()
+    step = -values.grad  # the direction gradient descent moves V
+    assert (step > 0).all() and step[1] > step[0]
+
+
+def test_frozen_layer_above_a_trainable_one_still_passes_the_gradient() -> None:
+    torch.manual_seed(0)
+    bottom, top = nn.Linear(3, 3), nn.Linear(3, 1)
+    top.requires_grad_(False)
+    top(bottom(torch.randn(4, 3))).sum().backward()
+    assert top.weight.grad is None and bottom.weight.grad is not None

@@ -86,3 +86,27 @@ def test_adam_is_nearly_invariant_to_the_gradient_scale_and_sgd_is_not() -> None
 
     torch.testing.assert_close(run(torch.optim.AdamW, 4.0), run(torch.optim.AdamW, 1.0))
     torch.testing.assert_close(run(torch.optim.SGD, 4.0), 4 * run(torch.optim.SGD, 1.0))
+
+
+class _RandomDraws(torch.utils.data.Dataset):
+    """Each item is one draw from torch's and NumPy's global RNGs of the process that loads it."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import numpy as np
+
+        legacy = np.random.rand()  # noqa: NPY002 - the global RNG is what DataLoader seeds
+        return torch.tensor([torch.rand(()).item(), float(legacy)], dtype=torch.float64)
+
+
+def test_dataloader_workers_get_different_torch_and_numpy_seeds() -> None:
+    loader = torch.utils.data.DataLoader(
+        _RandomDraws(), batch_size=1, num_workers=2, generator=torch.Generator().manual_seed(0)
+    )
+    draws = torch.cat(list(loader))  # (4, 2): items 0, 2 from worker 0 and 1, 3 from worker 1
+    # the first draw of each worker differs, for torch and for NumPy
+    assert draws[0, 0] != draws[1, 0] and draws[0, 1] != draws[1, 1]
+    again = torch.cat(list(loader))
+    assert not torch.equal(draws, again)  # a new base seed each epoch, from the generator
