@@ -102,8 +102,9 @@ def ppo_loss_same_forward_fixed(
 def policy_loss_with_value_baseline_buggy(
     logprobs: torch.Tensor, returns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    # BUG: the baseline V(s_t) carries gradient, so the *policy* loss also trains the critic,
-    # pushing V to make advantages large where log π is small, unrelated to the return.
+    # BUG: the baseline V(s_t) carries gradient, so the *policy* loss also trains the critic:
+    # ∂loss/∂V = log π / N < 0, so each step raises V (shrinking A), most where log π is
+    # smallest, unrelated to the return.
     adv = returns - values  # (B, T)
     return _token_mean(-adv * logprobs, mask)
 

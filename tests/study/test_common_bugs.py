@@ -76,8 +76,10 @@ def test_value_baseline_must_be_detached() -> None:
     values = torch.tensor([[0.2, 0.6]], dtype=DT, requires_grad=True)
     buggy = cb.policy_loss_with_value_baseline_buggy(logprobs, returns, values, mask)
     (g_values,) = torch.autograd.grad(buggy, values)
-    # ∂/∂V of mean_t −(R_t − V_t) log π_t is log π_t / T: the critic is trained by the policy loss
+    # ∂/∂V of mean_t −(R_t − V_t) log π_t is log π_t / T: the critic is trained by the policy loss,
+    # and since log π < 0 a descent step raises V (the advantage shrinks)
     assert_close(g_values, logprobs.detach() / 2)
+    assert (g_values < 0).all()
     fixed = cb.policy_loss_with_value_baseline_fixed(logprobs, returns, values, mask)
     (g_values,) = torch.autograd.grad(fixed, values, allow_unused=True)
     assert g_values is None
@@ -151,7 +153,9 @@ def test_causal_shift() -> None:
     ce = F.cross_entropy(logits[:, :-1].reshape(-1, 8), ids[:, 1:].reshape(-1), reduction="none")
     assert_close(fixed, -ce.reshape(2, 5))
     buggy = cb.response_logprobs_buggy(logits, ids)
-    assert buggy.shape != fixed.shape or not torch.allclose(buggy, fixed)
+    # without the shift, token t is scored by logits[:, t] instead of logits[:, t - 1]
+    assert not torch.allclose(buggy[:, 1:], fixed)
+    assert_close(buggy, token_logprobs(logits, ids))
     # a model that copies its input looks perfect without the shift
     copy_logits = 10.0 * F.one_hot(ids, num_classes=8).to(DT)
     assert cb.response_logprobs_buggy(copy_logits, ids).mean() > -1e-3
