@@ -26,8 +26,8 @@ serve: setup  ## set up, then serve the site on http://127.0.0.1:8000/
 build: setup  ## set up, then build the site into site/ (strict)
 	$(BIN)/mkdocs build --strict
 
-test: setup  ## set up, then run every test (two workers; the built-site tests share one)
-	$(BIN)/pytest -n 2 --dist loadgroup
+test: setup  ## set up, then run every test (two workers, a test file stays on one)
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

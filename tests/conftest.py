@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD_DIR = ROOT / ".cache" / "test-site"
+# One built site per pytest-xdist worker: the site_url baked into a build names that worker's
+# loopback server, and two workers must never clean and rebuild each other's directory.
+BUILD_DIR = ROOT / ".cache" / f"test-site-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,8 +87,8 @@ def site_server() -> Iterator[str]:
 def built_site(site_server: str) -> Path:
     """The site built once with --strict, with site_url set to the loopback server.
 
-    Instant navigation needs site_url to match the served origin. A lock file makes parallel
-    workers (pytest-xdist) wait for one build instead of racing.
+    Instant navigation needs site_url to match the served origin. A lock serialises the builds
+    of parallel workers: they share the notebook cache.
     """
     BUILD_DIR.parent.mkdir(parents=True, exist_ok=True)
     with open(BUILD_DIR.parent / "test-site.lock", "w") as lock:

@@ -18,7 +18,7 @@ import pytest
 from tests.chromium import CHROMIUM, FLAGS, require_chromium
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("site")]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = ROOT / "test-output" / "screenshots"
 

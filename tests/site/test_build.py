@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import mkdocs_build
 from tests.docs_fences import DOCS, collected_python_fences, count_python_fences
 
-pytestmark = [pytest.mark.build, pytest.mark.xdist_group("site")]
+pytestmark = [pytest.mark.build]
 
 
 def test_build_is_strict_and_clean(built_site: Path) -> None:
