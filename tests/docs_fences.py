@@ -41,8 +41,6 @@ ANY_FENCE_RE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})(?P<info>.*)$"
 CONT_RE = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:cont[-\s]*-->\s*$")
 SNIPPET_LINE_RE = re.compile(r"""^\s*-{1,}8<-{1,}\s+(?P<q>["'])(?P<target>.+?)(?P=q)\s*$""")
 
-_shell_fences: list[str] = []
-
 
 @cache
 def _snippet_preprocessor():  # type: ignore[no-untyped-def]
@@ -183,11 +181,8 @@ class DocsPage(pytest.File):
 
     def collect(self):  # type: ignore[no-untyped-def]
         expanded, origins = expand(self.path)
-        lines, langs = normalise_fences(expanded)
+        lines, _ = normalise_fences(expanded)
         page = self.path.relative_to(ROOT).as_posix()
-        for line_no, lang in langs.items():
-            if lang in SHELL:
-                _shell_fences.append(f"{origins[line_no - 1].describe(page)} ({lang})")
         blocks = extract_from_buffer(io.StringIO("\n".join(lines) + "\n"))
         for block in blocks:
             if block.syntax != "python":
@@ -273,11 +268,24 @@ class Fence(pytest.Item):
         return self.path, self.origin.page_line - 1, f"{self.page}:{self.origin.page_line}"
 
 
+def shell_fences() -> list[str]:
+    """Every shell fence of docs/ as 'page:line (lang)', found by scanning the pages."""
+    found = []
+    for page in sorted(DOCS.rglob("*.md")):
+        if "includes" in page.parts:
+            continue
+        _, langs = normalise_fences(page.read_text(encoding="utf-8").split("\n"))
+        rel = page.relative_to(ROOT).as_posix()
+        found += [f"{rel}:{line} ({lang})" for line, lang in langs.items() if lang in SHELL]
+    return found
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    if _shell_fences:
-        terminalreporter.write_line(
-            f"docs fences: {len(_shell_fences)} shell fence(s) listed but not executed "
-            "(they install software or start servers): "
-            + ", ".join(sorted(set(_shell_fences))[:5])
-            + (" ..." if len(set(_shell_fences)) > 5 else "")
-        )
+    # Computed here, not during collection: under pytest-xdist the controller collects nothing.
+    if not terminalreporter.config.getoption("collectonly", False):
+        fences = shell_fences()
+        if fences:
+            terminalreporter.write_line(
+                f"docs fences: {len(fences)} shell fence(s) shown but not executed (they install "
+                "software or start servers), e.g. " + ", ".join(fences[:3])
+            )
