@@ -2,7 +2,9 @@
 
 Material's own integration fetches mermaid from a CDN whenever a page holds a ``.mermaid``
 block. Our fences use the class ``mermaid-diagram`` instead (see ``mkdocs.yml``), so Material
-ignores them, and this hook adds a tiny loader to those pages only. The loader sits inside the
+ignores them, and this hook adds a tiny loader to those pages only; it fetches mermaid when
+the first diagram comes within 600 px of the viewport, so a reader who never scrolls to a
+diagram never pays for it. The loader sits inside the
 content container, so it also runs after Material's instant navigation swaps the page in.
 """
 
@@ -24,17 +26,30 @@ DIAGRAM_CLASS = 'class="mermaid-diagram"'
 
 LOADER = """<script>
 (function () {
+  // Load mermaid (about 1 MB gzipped) only when a diagram is about to scroll into view.
+  var diagrams = document.querySelectorAll(".mermaid-diagram:not([data-processed])");
+  if (!diagrams.length) { return; }
   function render() {
     var dark = document.body.getAttribute("data-md-color-scheme") === "slate";
     window.mermaid.initialize({startOnLoad: false, securityLevel: "strict",
                                theme: dark ? "dark" : "default"});
     window.mermaid.run({querySelector: ".mermaid-diagram:not([data-processed])"});
   }
-  if (window.mermaid) { render(); return; }
-  var script = document.createElement("script");
-  script.src = "__SRC__";
-  script.onload = render;
-  document.head.appendChild(script);
+  function load() {
+    if (window.mermaid) { render(); return; }
+    var script = document.createElement("script");
+    script.src = "__SRC__";
+    script.onload = render;
+    document.head.appendChild(script);
+  }
+  if (!("IntersectionObserver" in window)) { load(); return; }
+  var observer = new IntersectionObserver(function (entries) {
+    if (entries.some(function (e) { return e.isIntersecting; })) {
+      observer.disconnect();
+      load();
+    }
+  }, {rootMargin: "600px 0px"});
+  diagrams.forEach(function (d) { observer.observe(d); });
 })();
 </script>"""
 

@@ -151,7 +151,15 @@ def test_mermaid_diagram_renders_from_this_site(page, built_site: Path) -> None:
         if 'class="mermaid-diagram"' in p.read_text(encoding="utf-8")
     )
     assert with_diagram, "no page of the site has a mermaid diagram"
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     page.goto(with_diagram[0].parent.relative_to(built_site).as_posix() + "/")
+    first = page.locator(".mermaid-diagram").first
+    box = first.bounding_box()
+    if box is not None and box["y"] > 900 + 600 + 100:  # far below the fold: not fetched yet
+        page.wait_for_timeout(500)
+        assert not any("mermaid.min.js" in u for u in requested), "mermaid loaded eagerly"
+    first.scroll_into_view_if_needed()
     page.locator(".mermaid-diagram svg").first.wait_for(timeout=20000)
 
 
