@@ -283,6 +283,22 @@ def shell_fences() -> list[str]:
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     # Computed here, not during collection: under pytest-xdist the controller collects nothing.
     if not terminalreporter.config.getoption("collectonly", False):
+        ran = {
+            report.nodeid
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            if getattr(report, "when", None) == "call"
+            and str(getattr(report, "nodeid", "")).startswith("docs/")
+        }
+        if ran:
+            pages = {nodeid.split("::")[0] for nodeid in ran}
+            total = sum(
+                count_python_fences((ROOT / page).read_text(encoding="utf-8")) for page in pages
+            )
+            terminalreporter.write_line(
+                f"docs fences: {len(ran)} fence tests ran on {len(pages)} pages, covering their "
+                f"{total} python fences (a continued fence runs with the one before it)"
+            )
         fences = shell_fences()
         if fences:
             terminalreporter.write_line(
