@@ -90,10 +90,16 @@ def built_site(site_server: str) -> Path:
     Instant navigation needs site_url to match the served origin. A lock serialises the builds
     of parallel workers: they share the notebook cache.
     """
+    result = locked_build(BUILD_DIR, site_url=site_server)
+    if result.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}")
+    return BUILD_DIR
+
+
+def locked_build(site_dir: Path, site_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Build the real site, one build at a time across xdist workers (they share the notebook
+    cache, and mkdocs-jupyter evicts entries a concurrent build has not used yet)."""
     BUILD_DIR.parent.mkdir(parents=True, exist_ok=True)
     with open(BUILD_DIR.parent / "test-site.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = mkdocs_build(BUILD_DIR, site_url=site_server)
-        if result.returncode != 0:
-            pytest.fail(f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}")
-    return BUILD_DIR
+        return mkdocs_build(site_dir, site_url=site_url)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mkdocs_build
+from tests.conftest import locked_build
 from tests.docs_fences import DOCS, collected_python_fences, count_python_fences
 
 pytestmark = [pytest.mark.build]
@@ -79,7 +79,7 @@ def test_rebuild_reuses_executed_notebooks(built_site: Path, tmp_path: Path) -> 
     """An unchanged tree re-uses every executed notebook (what keeps `mkdocs serve` fast)."""
     notebooks = sorted((DOCS / "notebooks").glob("*.py"))
     assert notebooks
-    result = mkdocs_build(tmp_path / "site")
+    result = locked_build(tmp_path / "site")
     assert result.returncode == 0, result.stderr
     log = result.stdout + result.stderr
     assert "Converting notebook" not in log, log

@@ -15,7 +15,16 @@ from tests.conftest import ROOT, mkdocs_build
 pytestmark = [pytest.mark.build, pytest.mark.slow]
 
 
-def fixture_config(docs: Path, nav: list[str], extra: str = "") -> str:
+# mkdocs-jupyter without its cache: a fixture build must never evict the real site's cached
+# notebooks (the plugin deletes every cache entry its own build did not use).
+PLUGINS = (
+    "plugins:\n  - search\n  - mkdocs-jupyter:\n"
+    '      include: ["notebooks/*.py"]\n      execute: true\n      allow_errors: false\n'
+    "      cache: false\n"
+)
+
+
+def fixture_config(docs: Path, nav: list[str]) -> str:
     """A config inheriting the real one; paths that INHERIT would resolve locally made absolute."""
     hooks = "".join(f"  - {p}\n" for p in sorted((ROOT / "hooks").glob("*.py")))
     return (
@@ -23,7 +32,7 @@ def fixture_config(docs: Path, nav: list[str], extra: str = "") -> str:
         f"docs_dir: {docs}\n"
         f"theme:\n  name: material\n  custom_dir: {ROOT / 'overrides'}\n"
         f"hooks:\n{hooks}"
-        "nav:\n" + "".join(f"  - {n}\n" for n in nav) + extra
+        "nav:\n" + "".join(f"  - {n}\n" for n in nav) + PLUGINS
     )
 
 
@@ -66,12 +75,7 @@ def test_broken_input_fails_the_build_naming_the_page(case: str, tmp_path: Path)
     includes.mkdir()
     (includes / "abbreviations.md").write_text("", encoding="utf-8")
     config = tmp_path / "mkdocs.yml"
-    plugins = (
-        "plugins:\n  - search\n  - mkdocs-jupyter:\n"
-        '      include: ["notebooks/*.py"]\n      execute: true\n      allow_errors: false\n'
-        "      cache: false\n"
-    )
-    config.write_text(fixture_config(docs, ["index.md", name], plugins), encoding="utf-8")
+    config.write_text(fixture_config(docs, ["index.md", name]), encoding="utf-8")
     result = mkdocs_build(tmp_path / "site", config=config)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{case}: the build passed\n{output}"
