@@ -6,15 +6,21 @@ passes a ``(B,)`` tensor where ``(B, T)`` was meant learns which argument is wro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 
 import torch
 
 __all__ = [
+    "check_choice",
     "check_finite",
     "check_float",
+    "check_greater",
+    "check_interval",
     "check_mask",
     "check_ndim",
+    "check_positive",
+    "check_real",
     "check_same_shape",
     "check_shape",
 ]
@@ -74,3 +80,46 @@ def check_mask(name: str, mask: torch.Tensor, shape: Sequence[int], layout: str)
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError(f"{name} must contain only 0 and 1 (or be bool)")
     return mask != 0
+
+
+# Scalar arguments (beta, clip_eps, gamma, a mode name): the same ValueError style.
+
+
+def check_real(name: str, value: float) -> float:
+    """Require a finite real number (``bool`` is rejected: ``True`` is not a coefficient)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def check_positive(name: str, value: float) -> float:
+    """Require a finite real number > 0 (``beta``, ``clip_eps``, ...)."""
+    value = check_real(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def check_greater(name: str, value: float, bound: float) -> float:
+    """Require a finite real number strictly greater than ``bound``."""
+    value = check_real(name, value)
+    if value <= bound:
+        raise ValueError(f"{name} must be > {bound}, got {value}")
+    return value
+
+
+def check_interval(name: str, value: float, low: float, high: float) -> float:
+    """Require ``low <= value <= high``."""
+    value = check_real(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def check_choice(name: str, value: str, choices: Collection[str]) -> str:
+    """Require one of a fixed set of names (an aggregation mode, a KL estimator...)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value

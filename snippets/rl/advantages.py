@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_finite, check_float, check_mask, check_ndim
-from snippets.rl._args import check_positive, check_rewards_group
+from snippets._checks import check_finite, check_float, check_mask, check_ndim, check_positive
+from snippets.rl._args import check_rewards_group
 from snippets.rl.aggregation import mask_out, masked_mean
 from snippets.rl.policy_gradient import discounted_returns
 

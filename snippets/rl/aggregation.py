@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_float, check_mask, check_ndim
-from snippets.rl._args import check_choice
+from snippets._checks import check_choice, check_float, check_mask, check_ndim
 
 __all__ = ["AGGREGATIONS", "aggregate", "aggregation_weights", "mask_out", "masked_mean"]
 

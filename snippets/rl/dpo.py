@@ -24,8 +24,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from snippets._checks import check_finite, check_float, check_ndim, check_same_shape
-from snippets.rl._args import check_interval, check_positive
+from snippets._checks import (
+    check_finite,
+    check_float,
+    check_interval,
+    check_ndim,
+    check_positive,
+    check_same_shape,
+)
 
 __all__ = ["dpo_loss", "ipo_loss"]
 

@@ -20,8 +20,14 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_finite, check_float, check_mask, check_ndim, check_same_shape
-from snippets.rl._args import check_interval
+from snippets._checks import (
+    check_finite,
+    check_float,
+    check_interval,
+    check_mask,
+    check_ndim,
+    check_same_shape,
+)
 from snippets.rl.aggregation import mask_out
 
 __all__ = ["gae", "gae_reference", "next_valid_values"]

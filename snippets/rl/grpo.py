@@ -24,8 +24,14 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_finite, check_float, check_same_shape
-from snippets.rl._args import check_choice, check_positive, check_real
+from snippets._checks import (
+    check_choice,
+    check_finite,
+    check_float,
+    check_positive,
+    check_real,
+    check_same_shape,
+)
 from snippets.rl.aggregation import AGGREGATIONS, aggregate, mask_out, masked_mean
 from snippets.rl.kl import kl_k1, kl_k2, kl_k3
 from snippets.rl.policy_gradient import expand_advantages

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_float, check_ndim, check_same_shape
-from snippets.rl._args import check_positive
+from snippets._checks import check_float, check_ndim, check_positive, check_same_shape
 
 __all__ = ["exact_kl", "kl_k1", "kl_k2", "kl_k3"]
 

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_finite, check_float, check_mask, check_ndim
-from snippets.rl._args import check_choice, check_interval
+from snippets._checks import (
+    check_choice,
+    check_finite,
+    check_float,
+    check_interval,
+    check_mask,
+    check_ndim,
+)
 from snippets.rl.aggregation import AGGREGATIONS, aggregate, mask_out
 
 __all__ = ["discounted_returns", "expand_advantages", "reinforce_loss"]

@@ -28,8 +28,16 @@ from __future__ import annotations
 
 import torch
 
-from snippets._checks import check_finite, check_float, check_mask, check_ndim, check_same_shape
-from snippets.rl._args import check_choice, check_greater, check_positive
+from snippets._checks import (
+    check_choice,
+    check_finite,
+    check_float,
+    check_greater,
+    check_mask,
+    check_ndim,
+    check_positive,
+    check_same_shape,
+)
 from snippets.rl.aggregation import AGGREGATIONS, aggregate, mask_out, masked_mean
 from snippets.rl.policy_gradient import expand_advantages
 
