@@ -3,8 +3,12 @@
 Readers download no math JavaScript. One Node process (``hooks/katex_server.mjs``) serves the
 whole build; each page sends all of its formulas in one request. Bad TeX fails the build with
 the page and the formula. KaTeX's CSS is inlined into each page that has math, and the fonts
-that page uses are preloaded (computed here from the CSS rules and the rendered classes), so
-the text does not shift when the fonts arrive. Fonts are copied from the pinned npm package.
+that the page's first screen uses are preloaded (computed here from the CSS rules and the
+rendered classes), so the text in view does not shift when the fonts arrive. Fonts used only
+further down are fetched by the browser when that text is first laid out, which
+``content-visibility: auto`` (docs/stylesheets/extra.css) defers until it nears the viewport;
+preloading them too made them compete with the first screen for bandwidth. Fonts are copied
+from the pinned npm package.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ RAW_TEX_RE = re.compile(r"\\\(|\\\[|\$\$")
 CLASS_RE = re.compile(r'class="([^"]+)"')
 FONT_FACE_RE = re.compile(r"@font-face\{([^}]*)\}")
 RULE_RE = re.compile(r"([^{}@]+)\{([^{}]*font-family:[^{}]*)\}")
+TAG_RE = re.compile(r"<[^>]*>")
+# How much of a page counts as its first screen, in characters of text before a formula: a
+# phone shows about 40 lines of 45 characters; a desktop shows less text plus the TOC.
+FIRST_SCREEN_CHARS = 1500
 
 
 class KatexRenderer:
@@ -183,6 +191,25 @@ def _render_html(text: str, where: str, slots: list[str]) -> tuple[str, str]:
 SLOT_RE = re.compile(r'<(span|div) class="arithmatex" data-katex-slot="(\d+)">[^<]*</\1>')
 
 
+def first_screen_slots(text: str, limit: int = FIRST_SCREEN_CHARS) -> list[int]:
+    """The slots (see _render_html) whose formula starts within ``limit`` characters of text.
+
+    Characters are those a reader sees: tags are dropped, runs of whitespace count as one,
+    and a formula counts as long as its TeX (a rough width).
+    """
+    found: list[int] = []
+    chars = 0
+    last = 0
+    for m in SLOT_RE.finditer(text):
+        chars += len(" ".join(TAG_RE.sub(" ", text[last : m.start()]).split()))
+        if chars > limit:
+            break
+        found.append(int(m.group(2)))
+        chars += len(html.unescape(TAG_RE.sub("", m.group(0))))
+        last = m.end()
+    return found
+
+
 def _render_toc(items: list[AnchorLink], where: str, slots: list[str]) -> None:
     """Headings with math: the TOC shows the rendered formula, never raw TeX."""
     for item in items:
@@ -214,14 +241,17 @@ def on_page_content(html_text: str, page: Page, **_: object) -> str:
     where = page.file.src_uri
     slots: list[str] = []
     text, _ = _render_html(html_text, where, slots)
+    in_content = len(slots)
     _render_toc(list(page.toc), where, slots)
-    _page_fonts[where] = _assets.fonts_for("".join(slots)) if slots else []
+    # Preload what the first screen shows: its formulas, and the TOC's (beside it on desktop).
+    first = first_screen_slots(text) + list(range(in_content, len(slots)))
+    _page_fonts[where] = _assets.fonts_for("".join(slots[n] for n in first)) if slots else []
     _page_slots[where] = slots
     return text
 
 
 def on_post_page(output: str, page: Page, **_: object) -> str:
-    """Inline KaTeX's CSS and preload this page's fonts, inside the content container.
+    """Inline KaTeX's CSS and preload the first screen's fonts, inside the content container.
 
     Material's instant navigation swaps the content container (and re-runs its scripts) but
     keeps the old <head>, so per-page assets go in the container, not in <head>. Font URLs are

@@ -17,6 +17,7 @@ import pytest
 
 from tests.chromium import CHROMIUM, FLAGS, require_chromium
 from tests.conftest import ROOT
+from tests.site.test_hooks import katex
 
 pytestmark = [pytest.mark.browser]
 
@@ -161,6 +162,57 @@ def test_mermaid_diagram_renders_from_this_site(page, built_site: Path) -> None:
         assert not any("mermaid.min.js" in u for u in requested), "mermaid loaded eagerly"
     first.scroll_into_view_if_needed()
     page.locator(".mermaid-diagram svg").first.wait_for(timeout=20000)
+
+
+def test_code_blocks_get_copy_buttons_as_they_near_the_viewport(page) -> None:  # type: ignore[no-untyped-def]
+    """content.lazy: Material mounts a code block (copy button) only when it becomes visible."""
+    page.goto("rl/ppo/")
+    # Top-level code blocks only: one in a closed <details> or a hidden tab is never "seen".
+    blocks = page.locator("article > div.highlight pre")
+    page.wait_for_function("document.querySelectorAll('article > div.highlight pre').length > 2")
+    last = blocks.last
+    copy = "button.md-code__button[data-md-type='copy']"
+    page.wait_for_timeout(300)
+    assert last.locator(copy).count() == 0, "the last code block was mounted before it was seen"
+    last.scroll_into_view_if_needed()
+    last.locator(copy).wait_for(state="attached", timeout=10000)
+    target = last.locator(copy).get_attribute("data-clipboard-target") or ""
+    assert target.endswith(" > code") and page.locator(target).count() == 1
+
+
+def test_fonts_below_the_first_screen_load_when_reached(page, built_site: Path) -> None:  # type: ignore[no-untyped-def]
+    """Only the first screen's KaTeX fonts are preloaded; the rest arrive as the reader scrolls."""
+    html = (built_site / "rl" / "ppo" / "index.html").read_text(encoding="utf-8")
+    used = set(katex.KatexAssets().fonts_for(html))  # every font the page's math needs
+    fonts: set[str] = set()
+    page.on("request", lambda r: r.url.endswith(".woff2") and fonts.add(r.url.rsplit("/", 1)[1]))
+    page.set_viewport_size({"width": 412, "height": 823})  # Lighthouse's mobile screen
+    page.goto("rl/ppo/")
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    page.wait_for_timeout(300)
+    preloaded = {
+        href.rsplit("/", 1)[1]
+        for href in page.eval_on_selector_all(
+            "link[rel=preload][as=font]", "els => els.map(e => e.href)"
+        )
+    }
+    assert "KaTeX_Main-Regular.woff2" in preloaded and preloaded < used, (preloaded, used)
+    # The browser lays out a margin beyond the screen too, so it may fetch a few more itself.
+    at_load = set(fonts)
+    assert preloaded <= at_load < used, "every font was fetched at load"
+    height = page.evaluate("document.body.scrollHeight")
+    for _ in range(0, height, 400):
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(20)
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    # Fonts used only in closed <details> or hidden tabs are never needed; everything else is.
+    missing = used - fonts
+    hidden = page.locator(
+        "article details:not([open]) .katex, article .tabbed-block:not(:first-child) .katex"
+    ).count()
+    assert fonts <= used
+    assert not missing or hidden > 0, missing
+    assert len(fonts) > len(at_load), "scrolling fetched no further font"
 
 
 def test_dark_mode_toggles(page) -> None:  # type: ignore[no-untyped-def]

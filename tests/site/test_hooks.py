@@ -104,6 +104,22 @@ def test_font_map_covers_the_classes_katex_uses() -> None:
     assert "src:url(fonts/" not in assets.css and ".woff)" not in assets.css
 
 
+def test_first_screen_is_the_formulas_within_the_first_characters() -> None:
+    def slot(n: int, tex: str, tag: str = "span") -> str:
+        return f'<{tag} class="arithmatex" data-katex-slot="{n}">{tex}</{tag}>'
+
+    words = " ".join(["word"] * 100)  # 499 characters of text
+    big = slot(2, r"\big(", "div")
+    text = (
+        f"<h1>T</h1><p>{slot(0, 'x')} {words}</p>\n\n<p>{words} {slot(1, 'y')}</p>"
+        f"<p>{words}</p><div>{big}</div>"
+    )
+    assert katex.first_screen_slots(text) == [0, 1]  # slot 2 starts after ~1500 characters
+    assert katex.first_screen_slots(text, limit=5000) == [0, 1, 2]
+    assert katex.first_screen_slots(text, limit=0) == []  # "T" comes first
+    assert katex.first_screen_slots("<p>no math</p>") == []
+
+
 def test_renderer_renders_and_reports_bad_tex() -> None:
     renderer = katex.KatexRenderer()
     try:
