@@ -199,7 +199,8 @@ class GPT(nn.Module):
         """Number of trainable scalars; ``parameters()`` yields the tied matrix once."""
         return sum(p.numel() for p in self.parameters())
 
-    def _check_tokens(self, name: str, x: torch.Tensor, low: int) -> None:
+    def check_tokens(self, name: str, x: torch.Tensor, low: int) -> None:
+        """Raise ValueError unless ``x`` is a (B, T) torch.long tensor of ids in [low, V)."""
         check_ndim(name, x, 2, "(B, T)")
         if x.dtype != torch.long:
             raise ValueError(f"{name} must be a torch.long tensor, got dtype {x.dtype}")
@@ -218,7 +219,7 @@ class GPT(nn.Module):
         | targets     | (B, T) long    | optional: id of the next token, −1 = not scored  |
         | **returns** | (B, T, V), ()  | logits, and the loss (None without targets)      |
         """
-        self._check_tokens("idx", idx, low=0)
+        self.check_tokens("idx", idx, low=0)
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"idx has length T={T} > block_size={self.config.block_size}")
@@ -232,7 +233,7 @@ class GPT(nn.Module):
         if targets is None:
             return logits, None
         check_same_shape("targets", targets, "idx", idx)
-        self._check_tokens("targets", targets, low=-1)
+        self.check_tokens("targets", targets, low=-1)
         # L = −(1/N) Σ_{t: target_t ≠ −1} log softmax(logits_t)[target_t]
         loss = F.cross_entropy(
             logits.reshape(B * T, -1),  # (B·T, V)
@@ -264,12 +265,12 @@ class GPT(nn.Module):
         Each step feeds at most the last ``block_size`` tokens. Call ``model.eval()`` first
         if the model has dropout. See ``sample_next_token`` for ``temperature`` and ``top_k``.
         """
-        self._check_tokens("idx", idx, low=0)
+        self.check_tokens("idx", idx, low=0)
         if idx.size(1) == 0:
             raise ValueError("idx must hold at least one token per row (a prompt), got T=0")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        _check_sampling(temperature, top_k, self.config.vocab_size)
+        check_sampling(temperature, top_k, self.config.vocab_size)
         for _ in range(max_new_tokens):
             context = idx[:, -self.config.block_size :]  # (B, ≤ block_size)
             logits, _ = self(context)  # (B, T, V)
@@ -280,7 +281,8 @@ class GPT(nn.Module):
     # --8<-- [end:generate]
 
 
-def _check_sampling(temperature: float, top_k: int | None, vocab_size: int) -> None:
+def check_sampling(temperature: float, top_k: int | None, vocab_size: int) -> None:
+    """Raise ValueError unless temperature is finite and >= 0 and top_k is None or in [1, V]."""
     if not isinstance(temperature, int | float) or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number, got {temperature!r}")
     if temperature < 0:
@@ -308,7 +310,7 @@ def sample_next_token(
     """
     check_float("logits", logits)
     check_ndim("logits", logits, 2, "(B, V)")
-    _check_sampling(temperature, top_k, logits.size(-1))
+    check_sampling(temperature, top_k, logits.size(-1))
     if top_k is not None:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): k-th largest
         logits = logits.masked_fill(logits < kth, float("-inf"))  # (B, V)

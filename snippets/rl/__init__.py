@@ -21,6 +21,12 @@ from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
 from snippets.rl.dpo import dpo_loss, ipo_loss
 from snippets.rl.gae import gae, gae_reference, next_valid_values
 from snippets.rl.grpo import KL_ESTIMATORS, grpo_loss
+from snippets.rl.grpo_variants import (
+    dapo_overlong_penalty,
+    gspo_loss,
+    gspo_sequence_ratio,
+    mixed_group_mask,
+)
 from snippets.rl.kl import exact_kl, kl_k1, kl_k2, kl_k3
 from snippets.rl.logprobs import (
     entropy_from_logits,
@@ -38,6 +44,7 @@ __all__ = [
     "aggregation_weights",
     "bradley_terry_loss",
     "clipped_surrogate",
+    "dapo_overlong_penalty",
     "discounted_returns",
     "dpo_loss",
     "entropy_from_logits",
@@ -47,6 +54,8 @@ __all__ = [
     "gae_reference",
     "grpo_advantages",
     "grpo_loss",
+    "gspo_loss",
+    "gspo_sequence_ratio",
     "ipo_loss",
     "kl_k1",
     "kl_k2",
@@ -54,6 +63,7 @@ __all__ = [
     "mask_out",
     "masked_mean",
     "masked_whiten",
+    "mixed_group_mask",
     "next_valid_values",
     "policy_stats",
     "ppo_policy_loss",

@@ -61,7 +61,10 @@ def grpo_advantages(
 ) -> torch.Tensor:
     """Group-normalised advantage A_i = (r_i − mean(r)) / (std(r) + eps), std with n − 1.
 
-    A group whose rewards are all equal gets exactly 0 (it carries no learning signal).
+    A group whose rewards are all equal gets exactly 0 (it carries no learning signal). That
+    is enforced, not left to arithmetic: in float32 the mean of seven rewards of 0.1 is not
+    exactly 0.1, and verl's and TRL's plain (r − mean) / (std + eps) turn that rounding error
+    into advantages of about −0.0074 (eps = 1e-6).
     ``scale_by_std=False`` gives Dr. GRPO's r_i − mean(r), without the per-prompt scaling
     that up-weights prompts that are almost always solved or almost always failed.
 
@@ -76,7 +79,9 @@ def grpo_advantages(
     eps = check_positive("eps", eps)
     rewards = rewards.detach()  # (P, G)
     mean = rewards.mean(dim=1, keepdim=True)  # (P, 1)
-    centred = rewards - mean  # (P, G)
+    # a group of equal rewards is centred to exactly 0, whatever the rounding of its mean
+    same = (rewards == rewards[:, :1]).all(dim=1, keepdim=True)  # (P, 1)
+    centred = (rewards - mean).masked_fill(same, 0.0)  # (P, G)
     if not scale_by_std:
         return centred
     # std with Bessel's correction: sqrt(Σ (r − mean)² / (G − 1))

@@ -81,6 +81,20 @@ def test_grpo_equal_rewards_give_exact_zero() -> None:
     assert (rloo_advantages(rewards) == 0).all()
 
 
+def test_grpo_equal_but_inexact_rewards_still_give_exact_zero() -> None:
+    # 0.1 is not a float32 number: the group mean misses it by a rounding error, which the
+    # plain formula (verl, TRL) divides by ~eps and turns into a sizeable advantage.
+    rewards = torch.full((2, 7), 0.1)  # (P, G) float32
+    rewards[1] = torch.tensor([0.1, 0.3, 0.1, 0.1, 0.7, 0.1, 0.1])
+    plain = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
+    # the failure this guards against: about -0.0074 for every answer, as the GRPO page says
+    torch.testing.assert_close(plain[0], torch.full((7,), -0.0074), atol=1e-4, rtol=0)
+    adv = grpo_advantages(rewards)
+    assert torch.equal(adv[0], torch.zeros(7))
+    torch.testing.assert_close(adv[1], plain[1])  # mixed groups are untouched
+    assert torch.equal(grpo_advantages(rewards, scale_by_std=False)[0], torch.zeros(7))
+
+
 def test_grpo_eps_is_added_outside_the_sqrt() -> None:
     rewards = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
     eps = 0.5

@@ -1,7 +1,8 @@
-"""Claims of the GRPO page that tests/rl/test_grpo.py, test_advantages.py and
-test_aggregation.py do not already check: std scaling equalises groups, zero-advantage groups
-dilute a token-mean batch, Dr. GRPO's per-token weight ignores length, GSPO's sequence ratio,
-and DAPO's overlong penalty as verl writes it."""
+"""Claims of the GRPO and GRPO-successors pages that tests/rl/test_grpo.py,
+test_advantages.py, test_aggregation.py and test_grpo_variants.py do not already check: std
+scaling equalises groups, zero-advantage groups dilute a token-mean batch, Dr. GRPO's per-token
+weight ignores length, GSPO's sequence ratio and its gradient against GRPO's, and DAPO's
+overlong penalty against the form verl writes."""
 
 from __future__ import annotations
 
@@ -12,28 +13,12 @@ import torch
 from torch.testing import assert_close
 
 from snippets.rl.advantages import grpo_advantages
-from snippets.rl.aggregation import mask_out
 from snippets.rl.grpo import grpo_loss
+from snippets.rl.grpo_variants import dapo_overlong_penalty, gspo_loss, gspo_sequence_ratio
 
 MASK = torch.tensor(
     [[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]
 )
-
-
-def _gspo_loss_reference(
-    logprobs: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    clip_eps: float = 0.2,
-) -> torch.Tensor:
-    """GSPO, written from the paper's definition (as verl compute_policy_loss_gspo states it):
-    s_i = exp(mean_t log r_{i,t}), loss = −mean_i min(s_i A_i, clip(s_i, 1 − ε, 1 + ε) A_i)."""
-    valid = mask.to(logprobs.dtype)  # (B, T)
-    log_ratio = mask_out(logprobs - old_logprobs, mask.bool())  # (B, T)
-    seq_ratio = torch.exp(log_ratio.sum(-1) / valid.sum(-1))  # (B,) s_i
-    clipped = seq_ratio.clamp(1 - clip_eps, 1 + clip_eps)  # (B,)
-    return -torch.minimum(seq_ratio * advantages, clipped * advantages).mean()  # ()
 
 
 def _batch(seed: int):
@@ -91,39 +76,34 @@ def test_dr_grpo_per_token_weight_does_not_depend_on_length() -> None:
 
 def test_gspo_ratio_is_the_geometric_mean_of_token_ratios() -> None:
     old, new, _ = _batch(2)
+    ours = gspo_sequence_ratio(new, old, MASK)  # (B,)
     valid = MASK.bool()
     for b in range(4):
         token_ratios = torch.exp(new[b][valid[b]] - old[b][valid[b]])  # (L_b,)
         geometric = token_ratios.prod() ** (1 / len(token_ratios))
-        seq_logratio = (new[b][valid[b]].sum() - old[b][valid[b]].sum()) / len(token_ratios)
-        assert_close(torch.exp(seq_logratio), geometric)
+        assert_close(ours[b], geometric)
 
 
 def test_gspo_and_grpo_gradients_agree_on_policy_and_differ_off_policy() -> None:
     old, new, adv = _batch(3)
+    kwargs = {"clip_eps": 0.2, "clip_eps_high": None}  # GRPO's ε, so only the ratio differs
     # on-policy (ratio 1 everywhere): identical gradients, both −A_i / (G |y_i|) per token
     a = old.clone().requires_grad_(True)
     b = old.clone().requires_grad_(True)
     grpo, _ = grpo_loss(a, old, None, adv, MASK, beta=0.0)
     (g_grpo,) = torch.autograd.grad(grpo, a)
-    (g_gspo,) = torch.autograd.grad(_gspo_loss_reference(b, old, adv, MASK), b)
-    assert_close(g_gspo * MASK, g_grpo)
+    (g_gspo,) = torch.autograd.grad(gspo_loss(b, old, adv, MASK, **kwargs)[0], b)
+    assert_close(g_gspo, g_grpo)
     # off-policy: the sequence ratio weights every token of a sequence alike, GRPO does not
     a = new.clone().requires_grad_(True)
     b = new.clone().requires_grad_(True)
     grpo, _ = grpo_loss(a, old, None, adv, MASK, beta=0.0)
     (g_grpo,) = torch.autograd.grad(grpo, a)
-    (g_gspo,) = torch.autograd.grad(_gspo_loss_reference(b, old, adv, MASK), b)
-    assert not torch.allclose(g_gspo * MASK, g_grpo)
+    (g_gspo,) = torch.autograd.grad(gspo_loss(b, old, adv, MASK, **kwargs)[0], b)
+    assert not torch.allclose(g_gspo, g_grpo)
     row = g_gspo[0][MASK[0].bool()]  # all tokens of one sequence get the same gradient
+    assert (row != 0).all()
     assert_close(row, row[:1].expand_as(row))
-
-
-def _overlong_piecewise(length: int, max_len: int, cache: int) -> float:
-    """DAPO's soft overlong punishment for |y| ≤ L_max (the generation budget)."""
-    if length <= max_len - cache:
-        return 0.0
-    return ((max_len - cache) - length) / cache
 
 
 def _overlong_verl(length: int, max_len: int, cache: int, factor: float = 1.0) -> float:
@@ -134,14 +114,16 @@ def _overlong_verl(length: int, max_len: int, cache: int, factor: float = 1.0) -
 
 def test_overlong_penalty_forms_agree_and_reach_minus_one_at_the_budget() -> None:
     max_len, cache = 20480, 4096  # verl recipe/dapo: 16384 + 4096
-    for length in (1, 16384, 16385, 18432, 20479, 20480):
-        assert _overlong_verl(length, max_len, cache) == pytest.approx(
-            _overlong_piecewise(length, max_len, cache)
-        )
-    assert _overlong_piecewise(16384, max_len, cache) == 0.0
-    assert _overlong_piecewise(18432, max_len, cache) == pytest.approx(-0.5)
-    assert _overlong_piecewise(20480, max_len, cache) == pytest.approx(-1.0)
-    assert math.isclose(_overlong_verl(20480, max_len, cache, factor=0.5), -0.5)
+    lengths = (1, 16384, 16385, 18432, 20479, 20480)
+    for factor in (1.0, 0.5):
+        ours = dapo_overlong_penalty(torch.tensor(lengths), max_len, cache, factor).tolist()
+        verl = [_overlong_verl(n, max_len, cache, factor) for n in lengths]
+        assert ours == pytest.approx(verl)
+    ours = dapo_overlong_penalty(torch.tensor([16384, 18432, 20480]), max_len, cache)
+    assert ours.tolist() == [0.0, -0.5, -1.0]
+    # beyond the budget the paper (and ours) stays at −1; verl's form has no floor
+    assert dapo_overlong_penalty(torch.tensor([24576]), max_len, cache).item() == -1.0
+    assert math.isclose(_overlong_verl(24576, max_len, cache), -2.0)
 
 
 def test_population_std_inflates_advantages_by_sqrt_g_over_g_minus_one() -> None:

@@ -131,6 +131,34 @@ def test_search_finds_an_equation_by_name(page, query: str, expected: str) -> No
     shot(page, "search-" + query.split()[0].lower())
 
 
+def test_search_index_waits_for_an_intent_to_search(page) -> None:  # type: ignore[no-untyped-def]
+    """overrides/partials/lazy-search-index.html: no 1 MB index download while a page loads."""
+    requested: list[str] = []
+    page.on("request", lambda r: "search_index.json" in r.url and requested.append(r.url))
+    page.goto("rl/kl/", wait_until="load")
+    page.wait_for_timeout(1000)  # well inside the idle delay (4 s after load)
+    assert requested == [], "the search index was fetched before anyone searched"
+    box = page.locator("input[data-md-component='search-query']")
+    box.hover()  # pointing at the search box is intent enough
+    page.wait_for_timeout(1000)
+    assert len(requested) == 1, requested
+    box.click()
+    box.press_sequentially("k3 estimator", delay=30)
+    page.locator(".md-search-result__item a").first.wait_for(timeout=15000)
+
+
+def test_search_index_is_fetched_when_idle_or_highlighting(page) -> None:  # type: ignore[no-untyped-def]
+    requested: list[str] = []
+    page.on("request", lambda r: "search_index.json" in r.url and requested.append(r.url))
+    page.goto("rl/kl/?h=estimator", wait_until="load")  # search.highlight needs the index
+    page.locator("mark[data-md-highlight]").first.wait_for(state="attached", timeout=15000)
+    assert len(requested) == 1
+    requested.clear()
+    page.goto("rl/dpo/", wait_until="load")  # a full load, without any search intent
+    page.wait_for_timeout(6000)  # the idle prefetch starts about 4 s after load
+    assert len(requested) == 1, "the search index was never prefetched"
+
+
 def test_instant_navigation_keeps_math_rendered(page) -> None:  # type: ignore[no-untyped-def]
     page.goto("about/")
     page.evaluate("window.__noReload = 1")
