@@ -4,6 +4,7 @@ demo; each demo prints what the reader should see and returns its key numbers.""
 
 from snippets.pytorch.autograd import autograd_demo
 from snippets.pytorch.gpt_demo import gpt_example
+from snippets.pytorch.kv_cache import kv_cache_demo
 from snippets.pytorch.mlp import mlp_classification
 from snippets.pytorch.modules import module_demo
 from snippets.pytorch.regression import linear_regression_manual, linear_regression_module
@@ -15,6 +16,7 @@ __all__ = [
     "DEMOS",
     "autograd_demo",
     "gpt_example",
+    "kv_cache_demo",
     "linear_regression_manual",
     "linear_regression_module",
     "mlp_classification",
@@ -35,6 +37,7 @@ DEMOS = (
     linear_regression_module,
     mlp_classification,
     gpt_example,
+    kv_cache_demo,
     rl_patterns,
 )
 """Every demo, in reading order."""

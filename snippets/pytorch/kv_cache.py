@@ -38,6 +38,7 @@ __all__ = [
     "forward_with_cache",
     "generate_with_cache",
     "kv_cache_bytes",
+    "kv_cache_demo",
     "kv_cache_numel",
 ]
 
@@ -282,3 +283,26 @@ def generate_with_cache(
 
 
 # --8<-- [end:generate]
+
+
+def kv_cache_demo() -> dict[str, float]:
+    """Decode with and without the cache: same tokens, fewer positions run, known memory."""
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=11, block_size=32, n_layer=2, n_head=4, n_embd=32)
+    model = GPT(config).eval()
+    prompt = torch.randint(0, 11, (3, 4), generator=torch.Generator().manual_seed(1))  # (B, T0)
+    n = 12
+    plain = model.generate(prompt, n, temperature=1.0, generator=torch.Generator().manual_seed(2))
+    cached = generate_with_cache(
+        model, prompt, n, temperature=1.0, generator=torch.Generator().manual_seed(2)
+    )  # (B, T0 + n)
+    same = bool(torch.equal(plain, cached))
+    T0 = prompt.shape[1]
+    # positions through each block: Σ_{i<n} (T0 + i) without the cache, T0 + n − 1 with it
+    without = n * T0 + n * (n - 1) // 2
+    with_cache = T0 + n - 1
+    size = kv_cache_bytes(config, batch_size=3, seq_len=T0 + n, dtype=torch.float32)
+    print(f"same tokens with and without the cache: {same}")
+    print(f"positions run per block: {without} without, {with_cache} with the cache")
+    print(f"cache for 3 sequences of {T0 + n} positions in float32: {size:,} bytes")
+    return {"same_tokens": float(same), "positions_without": without, "positions_with": with_cache}

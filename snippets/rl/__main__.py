@@ -15,16 +15,20 @@ from snippets.rl import (
     AGGREGATIONS,
     aggregation_weights,
     bradley_terry_loss,
+    dapo_overlong_penalty,
     dpo_loss,
     entropy_from_logits,
     exact_kl,
     gae,
     grpo_advantages,
     grpo_loss,
+    gspo_loss,
+    gspo_sequence_ratio,
     ipo_loss,
     kl_k1,
     kl_k2,
     kl_k3,
+    mixed_group_mask,
     ppo_policy_loss,
     reinforce_pp_advantages,
     rloo_advantages,
@@ -32,6 +36,7 @@ from snippets.rl import (
     shift_for_next_token,
     token_logprobs,
 )
+from snippets.rl.kl_control import adaptive_kl_update
 from snippets.rl.training import (
     ToyArgs,
     train_dpo,
@@ -147,6 +152,26 @@ def show_grpo() -> None:
     print(f"advantages {_fmt(advantages)}  loss {float(loss):.4f}  kl (k3) {stats['kl']:.4f}")
 
 
+def show_successors() -> None:
+    _title("GRPO successors: GSPO ratio, DAPO shaping and filtering")
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # (B, T)
+    old = torch.zeros(2, 4)  # (B, T) log π_old
+    logprobs = torch.log(torch.tensor([[2.0, 0.5, 1.0, 1.0], [1.2, 1.2, 9.0, 9.0]]))  # (B, T)
+    ratio = gspo_sequence_ratio(logprobs, old, mask)  # (B,)
+    print(f"GSPO s_i (geometric mean of valid token ratios) {_fmt(ratio)}")
+    loss, stats = gspo_loss(logprobs, old, torch.tensor([-1.0, 1.0]), mask)  # answer 2 clipped
+    print(f"GSPO loss {float(loss):.4f}  clip_frac {stats['clip_frac']:.2f}")
+    lengths = torch.tensor([100, 130, 150, 170])  # response lengths, budget 160, buffer 40
+    penalty = dapo_overlong_penalty(lengths, max_len=160, cache_len=40)  # (B,)
+    print(f"DAPO overlong penalty for lengths {lengths.tolist()}: {_fmt(penalty)}")
+    groups = torch.tensor([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    print(f"DAPO keeps mixed groups only: {mixed_group_mask(groups).tolist()}")
+    betas = [
+        adaptive_kl_update(0.15, kl, target=6.0, n_steps=512, horizon=10000) for kl in (3, 6, 12)
+    ]
+    print(f"adaptive KL: β 0.15 after KL 3 / 6 / 12 (target 6) {_fmt(torch.tensor(betas))}")
+
+
 def show_preferences() -> None:
     _title("Bradley-Terry, DPO, IPO")
     bt = bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0]))
@@ -167,7 +192,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for show in (
         show_logprobs, show_kl, show_aggregation, show_advantages,
-        show_gae, show_ppo, show_grpo, show_preferences,
+        show_gae, show_ppo, show_grpo, show_successors, show_preferences,
     ):  # fmt: skip
         show()
     args = ToyArgs()

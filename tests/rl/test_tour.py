@@ -38,6 +38,18 @@ def test_reward_rises(tour: str, name: str) -> None:
     assert all(later >= rewards[0] for later in rewards[1:])
 
 
+def test_successors_section(tour: str) -> None:
+    # token ratios 2, 0.5, 1, 1 -> geometric mean 1; 1.2, 1.2 (+ 2 padded) -> 1.2
+    assert "GSPO s_i (geometric mean of valid token ratios) [1.000, 1.200]" in tour
+    # answer 2 (s = 1.2, A = +1) is clipped as a whole: 2 of the 6 valid tokens
+    assert "GSPO loss -0.0002  clip_frac 0.33" in tour
+    # budget 160 with a 40-token buffer: 0 up to 120, linear to -1 at 160, -1 beyond
+    assert "lengths [100, 130, 150, 170]: [0.000, -0.250, -0.750, -1.000]" in tour
+    assert "DAPO keeps mixed groups only: [True, False, False]" in tour
+    # 512/10000 * (±0.2 clipped) -> β × (1 ∓ 0.01024)
+    assert "after KL 3 / 6 / 12 (target 6) [0.148, 0.150, 0.152]" in tour
+
+
 def test_dpo_preference_accuracy_rises(tour: str) -> None:
     accuracy = _history(tour, "dpo", "accuracy")
     assert accuracy[0] == 0.0 and accuracy[-1] > 0.6
