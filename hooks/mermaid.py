@@ -4,7 +4,9 @@ Material's own integration fetches mermaid from a CDN whenever a page holds a ``
 block. Our fences use the class ``mermaid-diagram`` instead (see ``mkdocs.yml``), so Material
 ignores them, and this hook adds a tiny loader to those pages only; it fetches mermaid when
 the first diagram comes within 600 px of the viewport, so a reader who never scrolls to a
-diagram never pays for it. The loader sits inside the
+diagram never pays for it. It loads mermaid's ES-module build, which fetches the chunks of the
+diagram types a page uses (about 200 KB gzipped for a flowchart) instead of the 1 MB bundle
+of every diagram type: a quarter of the JavaScript to parse. The loader sits inside the
 content container, so it also runs after Material's instant navigation swaps the page in.
 """
 
@@ -20,8 +22,11 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parent.parent
-MERMAID_JS = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
-TARGET = "assets/javascripts/mermaid.min.js"
+MERMAID_DIST = ROOT / "node_modules" / "mermaid" / "dist"
+MERMAID_JS = MERMAID_DIST / "mermaid.esm.min.mjs"
+CHUNKS = "chunks/mermaid.esm.min"
+TARGET_DIR = "assets/javascripts/mermaid"
+TARGET = TARGET_DIR + "/mermaid.esm.min.mjs"
 DIAGRAM_CLASS = 'class="mermaid-diagram"'
 
 LOADER = """<script>
@@ -37,10 +42,11 @@ LOADER = """<script>
   }
   function load() {
     if (window.mermaid) { render(); return; }
-    var script = document.createElement("script");
-    script.src = "__SRC__";
-    script.onload = render;
-    document.head.appendChild(script);
+    // The ES-module build: the core, then only the chunks the page's diagram types need.
+    import("__SRC__").then(function (module) {
+      window.mermaid = module.default;
+      render();
+    });
   }
   if (!("IntersectionObserver" in window)) { load(); return; }
   var observer = new IntersectionObserver(function (entries) {
@@ -75,6 +81,8 @@ def on_post_page(output: str, page: Page, **_: object) -> str:
 
 
 def on_post_build(config: MkDocsConfig) -> None:
-    target = Path(config.site_dir) / TARGET
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(MERMAID_JS, target)
+    target = Path(config.site_dir) / TARGET_DIR
+    (target / CHUNKS).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(MERMAID_JS, target / MERMAID_JS.name)
+    for chunk in (MERMAID_DIST / CHUNKS).glob("*.mjs"):  # no source maps
+        shutil.copy2(chunk, target / CHUNKS / chunk.name)

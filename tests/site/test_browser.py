@@ -187,9 +187,14 @@ def test_mermaid_diagram_renders_from_this_site(page, built_site: Path) -> None:
     box = first.bounding_box()
     if box is not None and box["y"] > 900 + 600 + 100:  # far below the fold: not fetched yet
         page.wait_for_timeout(500)
-        assert not any("mermaid.min.js" in u for u in requested), "mermaid loaded eagerly"
+        assert not any("/mermaid/" in u for u in requested), "mermaid loaded eagerly"
     first.scroll_into_view_if_needed()
     page.locator(".mermaid-diagram svg").first.wait_for(timeout=20000)
+    fetched = [u for u in requested if "/assets/javascripts/mermaid/" in u]
+    assert fetched, "the diagram was not drawn by the site's own mermaid"
+    # The ES-module build fetches only the chunks a flowchart needs, not all ~100 of them.
+    chunks = list((built_site / "assets" / "javascripts" / "mermaid").rglob("*.mjs"))
+    assert len(fetched) < len(chunks) / 2, (len(fetched), len(chunks))
 
 
 def test_code_blocks_get_copy_buttons_as_they_near_the_viewport(page) -> None:  # type: ignore[no-untyped-def]
@@ -241,6 +246,54 @@ def test_fonts_below_the_first_screen_load_when_reached(page, built_site: Path) 
     assert fonts <= used
     assert not missing or hidden > 0, missing
     assert len(fonts) > len(at_load), "scrolling fetched no further font"
+
+
+TABLE_PAGES = ["rl/process-vs-outcome/", "study/papers/", "rl/dpo-family/", "rl/a2c/"]
+# The box of each top-level block of the content that starts on the first screen: what a
+# layout shift would move. (Blocks further down are content-visibility placeholders until
+# seen, so their heights depend on timing, not on Material's script.)
+BLOCKS_JS = """() => [...document.querySelectorAll('.md-content__inner > *')]
+  .map(el => { const r = el.getBoundingClientRect();
+               return [el.tagName, Math.round(r.top), Math.round(r.height)]; })
+  .filter(([, top]) => top < innerHeight)"""
+
+
+@pytest.mark.parametrize("width", [412, 1280])
+def test_material_script_moves_no_block_of_a_page(browser, site_server: str, width: int) -> None:  # type: ignore[no-untyped-def]
+    """hooks/tables.py + extra.css: the page lays out the same before and after Material's script."""
+    for path in TABLE_PAGES:
+        boxes = []
+        for javascript in (False, True):
+            context = browser.new_context(
+                base_url=site_server,
+                viewport={"width": width, "height": 900},
+                java_script_enabled=javascript,
+            )
+            pg = context.new_page()
+            pg.goto(path, wait_until="load")
+            pg.wait_for_timeout(300)
+            pg.evaluate("document.fonts.ready")
+            boxes.append(pg.evaluate(BLOCKS_JS))
+            context.close()
+        assert boxes[0] == boxes[1], path
+
+
+def test_pages_with_tables_do_not_shift_while_loading(browser, site_server: str) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=site_server, viewport={"width": 412, "height": 823})
+    context.add_init_script(
+        """window.__shifts = [];
+        new PerformanceObserver(list => { for (const e of list.getEntries())
+          if (!e.hadRecentInput) window.__shifts.push(e.value); })
+          .observe({type: "layout-shift", buffered: true});"""
+    )
+    for path in TABLE_PAGES:
+        pg = context.new_page()
+        pg.goto(path, wait_until="load")
+        pg.wait_for_timeout(1500)
+        cls = pg.evaluate("window.__shifts.reduce((a, b) => a + b, 0)")
+        assert cls < 0.005, f"{path}: layout shift {cls:.4f} while loading"
+        pg.close()
+    context.close()
 
 
 def test_dark_mode_toggles(page) -> None:  # type: ignore[no-untyped-def]

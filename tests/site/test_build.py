@@ -70,11 +70,22 @@ def test_lazy_code_blocks_feature_is_on_and_honoured_by_the_bundle(built_site: P
 
 
 def test_mermaid_is_served_locally_and_only_where_needed(built_site: Path) -> None:
-    assert (built_site / "assets" / "javascripts" / "mermaid.min.js").is_file()
+    mermaid = built_site / "assets" / "javascripts" / "mermaid"
+    assert (mermaid / "mermaid.esm.min.mjs").is_file()
+    chunks = list((mermaid / "chunks" / "mermaid.esm.min").glob("*.mjs"))
+    assert len(chunks) > 50 and not list(mermaid.rglob("*.map"))  # chunks, no source maps
     for page in built_site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         has_diagram = 'class="mermaid-diagram"' in html
-        assert ("mermaid.min.js" in html) == has_diagram, page
+        assert ("mermaid.esm.min.mjs" in html) == has_diagram, page
+
+
+def test_tables_are_wrapped_at_build_time(built_site: Path) -> None:
+    html = (built_site / "rl" / "notation" / "index.html").read_text(encoding="utf-8")
+    tables = html.count("<table>")
+    assert tables >= 4
+    wrapped = '<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table>'
+    assert html.count(wrapped) == tables
 
 
 def test_every_python_fence_is_collected() -> None:

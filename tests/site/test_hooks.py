@@ -25,6 +25,7 @@ def load_hook(name: str):  # type: ignore[no-untyped-def]
 equations = load_hook("equations")
 katex = load_hook("katex")
 notebooks = load_hook("notebooks")
+tables = load_hook("tables")
 
 
 # ---- equations ------------------------------------------------------------------------------
@@ -177,3 +178,20 @@ def test_a_named_equation_never_swallows_an_unnamed_block_before_it() -> None:
     text = '$$\na\n$$\n\nText with [a link](x.md).\n\n$$\nb\n$$\n{: #eq-b name="b" }\n'
     ((m, eq),) = equations._parse(text, "p.md")
     assert eq.tex == "b" and eq.line == 7 and "link" not in m.group(0)
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def test_tables_without_a_class_get_materials_wrapper() -> None:
+    html = (
+        "<p>a</p><table>\n<tr><td>1</td></tr></table>"
+        '<table class="highlighttable"><tr><td>code</td></tr></table>'
+        '<table style="x"><tr><td>2</td></tr></table><tablet>not a table</tablet>'
+    )
+    out = tables.wrap_tables(html)
+    assert out.count(tables.OPEN) == 2 and out.count(tables.CLOSE) == 2
+    assert tables.OPEN + "<table>\n<tr>" in out
+    assert tables.OPEN + '<table style="x">' in out
+    assert '</div></div><table class="highlighttable">' in out  # classed tables: left alone
+    assert "<tablet>not a table</tablet>" in out

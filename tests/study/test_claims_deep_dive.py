@@ -1,4 +1,6 @@
-"""Claims of docs/study/deep-dive.md about Q, checked by enumeration on a tiny token MDP.
+"""Claims of docs/study/deep-dive.md.
+
+About Q, checked by enumeration on a tiny token MDP.
 
 The MDP: a vocabulary of 3 tokens, responses of exactly 2 tokens, a policy whose second-token
 distribution depends on the first token (so values really depend on the prefix), a per-token
@@ -7,6 +9,13 @@ reward, and γ = 1. With deterministic transitions (append the token):
 * Q(s_t, a_t) = r_t + γ V(s_{t+1}) exactly;
 * E_{a ~ π}[Q(s, a)] = V(s), so the advantage has mean zero under the policy;
 * the return of a sampled response is an unbiased estimate of Q(s_0, a_0).
+
+About the KV cache in a rollout, on the minimal GPT in float64:
+
+* the G responses of a group share their prompt, so its keys and values can be computed once and
+  copied to every row: the decode steps then give the same logits as prefilling G copies;
+* one teacher-forced forward pass over prompt + response gives the logits of every response
+  token, equal to the ones the decode steps produced (so scoring needs no cache).
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ import itertools
 
 import torch
 from torch.testing import assert_close
+
+from snippets.pytorch.gpt import GPT, GPTConfig
+from snippets.pytorch.kv_cache import KVCache, forward_with_cache
 
 VOCAB, GAMMA = 3, 1.0
 g = torch.Generator().manual_seed(0)
@@ -58,3 +70,60 @@ def test_sampled_return_is_an_unbiased_estimate_of_q() -> None:
         returns = R0[a0] + GAMMA * R1[a0, a1]
         stderr = returns.std() / n**0.5
         assert abs(returns.mean() - q_by_enumeration(a0)) < 5 * stderr
+
+
+# --- the KV cache in a rollout ----------------------------------------------------------------
+
+KV_CONFIG = GPTConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=16)
+TIGHT = {"rtol": 1e-12, "atol": 1e-12}
+
+
+def _group_rollout(
+    cache: KVCache, model: GPT, prompt_len: int, steps: torch.Tensor
+) -> list[torch.Tensor]:
+    """Decode the given tokens (G, n), one position per call; return each step's logits."""
+    return [
+        forward_with_cache(model, steps[:, i : i + 1], cache, start=prompt_len + i)  # (G, 1, V)
+        for i in range(steps.size(1))
+    ]
+
+
+def test_a_shared_prompt_is_prefilled_once_for_the_whole_group() -> None:
+    torch.manual_seed(0)
+    model = GPT(KV_CONFIG).double().eval()
+    G, T0 = 4, 5
+    gen = torch.Generator().manual_seed(3)
+    prompt = torch.randint(0, KV_CONFIG.vocab_size, (1, T0), generator=gen)  # (1, T0)
+    responses = torch.randint(0, KV_CONFIG.vocab_size, (G, 6), generator=gen)  # (G, n)
+
+    # G copies of the prompt, prefilled together: G times the prefill work
+    copies = KVCache(KV_CONFIG, G, dtype=torch.float64)
+    forward_with_cache(model, prompt.expand(G, T0), copies, start=0)
+    # the prompt prefilled once, its keys and values copied to the G rows
+    single = KVCache(KV_CONFIG, 1, dtype=torch.float64)
+    forward_with_cache(model, prompt, single, start=0)
+    shared = KVCache(KV_CONFIG, G, dtype=torch.float64)
+    for layer in range(KV_CONFIG.n_layer):
+        shared.k[layer].copy_(single.k[layer].expand_as(shared.k[layer]))
+        shared.v[layer].copy_(single.v[layer].expand_as(shared.v[layer]))
+        assert_close(shared.k[layer][:, :, :T0], copies.k[layer][:, :, :T0], **TIGHT)
+        assert_close(shared.v[layer][:, :, :T0], copies.v[layer][:, :, :T0], **TIGHT)
+    shared.length = single.length
+
+    steps_copies = _group_rollout(copies, model, T0, responses)
+    steps_shared = _group_rollout(shared, model, T0, responses)
+    for a, b in zip(steps_copies, steps_shared, strict=True):
+        assert_close(b, a, **TIGHT)
+
+    # scoring: one forward pass over prompt + response gives every step's logits at once
+    full = torch.cat([prompt.expand(G, T0), responses], dim=1)  # (G, T0 + n)
+    logits = model(full)[0]  # (G, T0 + n, V)
+    for i, step in enumerate(steps_shared):
+        assert_close(step, logits[:, T0 + i : T0 + i + 1], **TIGHT)
+
+    # the test can fail: the cache of another prompt gives other logits
+    wrong_prompt = (prompt + 1) % KV_CONFIG.vocab_size  # (1, T0)
+    wrong = KVCache(KV_CONFIG, G, dtype=torch.float64)
+    forward_with_cache(model, wrong_prompt.expand(G, T0), wrong, start=0)
+    first_wrong = _group_rollout(wrong, model, T0, responses[:, :1])[0]  # (G, 1, V)
+    assert not torch.allclose(first_wrong, steps_shared[0])

@@ -4,6 +4,8 @@
   same value, same gradient.
 * The Bradley-Terry probabilities and loss are unchanged when every reward is shifted by the
   same constant (only reward differences are identified).
+* GPT-2 small's KV cache: 18,432 scalars per token, and a group of 8 full-length responses
+  needs more float32 cache memory than the float32 weights.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from snippets.pytorch.gpt import GPTConfig, expected_num_params
+from snippets.pytorch.kv_cache import kv_cache_bytes, kv_cache_numel
 from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
 from snippets.rl.logprobs import token_logprobs
 from snippets.rl.policy_gradient import reinforce_loss
@@ -56,3 +60,17 @@ def test_bradley_terry_only_sees_reward_differences() -> None:
     assert not torch.isclose(
         bradley_terry_loss(r_chosen + 1.0, r_rejected), bradley_terry_loss(r_chosen, r_rejected)
     )
+
+
+def test_gpt2_small_cache_of_a_group_of_eight_outweighs_the_weights() -> None:
+    """KV cache question: GPT-2 small stores 18,432 cache scalars per token, and 8 responses of
+    1024 tokens (one GRPO group with G = 8) need 576 MiB of float32 cache, more than the
+    ~475 MiB of float32 weights; 6 such responses still fit under the weights."""
+    gpt2 = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    mib = 2**20
+    assert kv_cache_numel(gpt2, batch_size=1, seq_len=1) == 2 * 12 * 768 == 18_432
+    weights = expected_num_params(gpt2) * 4  # float32
+    assert round(weights / mib) == 475
+    group = kv_cache_bytes(gpt2, batch_size=8, seq_len=1024, dtype=torch.float32)
+    assert group == 576 * mib > weights
+    assert kv_cache_bytes(gpt2, batch_size=6, seq_len=1024, dtype=torch.float32) < weights
