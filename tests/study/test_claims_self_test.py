@@ -74,3 +74,6 @@ def test_gpt2_small_cache_of_a_group_of_eight_outweighs_the_weights() -> None:
     group = kv_cache_bytes(gpt2, batch_size=8, seq_len=1024, dtype=torch.float32)
     assert group == 576 * mib > weights
     assert kv_cache_bytes(gpt2, batch_size=6, seq_len=1024, dtype=torch.float32) < weights
+    # kv-cache.md: "seven already do: 504 MiB; six do not: 432 MiB"
+    assert kv_cache_bytes(gpt2, batch_size=7, seq_len=1024, dtype=torch.float32) == 504 * mib
+    assert 504 * mib > weights > kv_cache_bytes(gpt2, 6, 1024, torch.float32) == 432 * mib
