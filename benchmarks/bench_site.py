@@ -5,6 +5,7 @@ Prints figures, asserts nothing about time. Run from the repository root:
     python benchmarks/bench_site.py              # build times + bytes/requests per page
     python benchmarks/bench_site.py --lighthouse # also Lighthouse (needs benchmarks/lighthouse:
                                                  #   cd benchmarks/lighthouse && npm ci)
+    python benchmarks/bench_site.py --sweep      # Lighthouse once on every page with math
 
 "Client-side KaTeX" is the setup Material for MkDocs documents (arithmatex generic, KaTeX's
 katex.min.js + auto-render + katex.min.css, a document$ subscription that renders each page),
@@ -143,7 +144,17 @@ def page_weight(url: str) -> tuple[int, int, int]:
     return total, n, fonts
 
 
-def lighthouse(url: str) -> dict[str, float]:
+def lighthouse(url: str, attempts: int = 3) -> dict[str, float]:
+    """One Lighthouse run; a run that crashes (it happens, rarely) is retried, then reported."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _lighthouse_once(url)
+        except (json.JSONDecodeError, KeyError) as err:
+            print(f"  (Lighthouse run {attempt} on {url} failed: {err!r})", file=sys.stderr)
+    raise RuntimeError(f"Lighthouse failed {attempts} times on {url}")
+
+
+def _lighthouse_once(url: str) -> dict[str, float]:
     binary = ROOT / "benchmarks" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
     out = subprocess.run(
         [
@@ -175,7 +186,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lighthouse", action="store_true", help="also run Lighthouse (slow)")
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per page")
+    parser.add_argument(
+        "--sweep", action="store_true", help="only: Lighthouse once on every page with math"
+    )
     args = parser.parse_args()
+    if args.sweep:
+        sweep()
+        return
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -233,6 +250,36 @@ def main() -> None:
                     )
         ours_server.shutdown()
         client_server.shutdown()
+
+
+def sweep() -> None:
+    """One Lighthouse run on every built page that has math: the spread across the site."""
+    with tempfile.TemporaryDirectory() as tmpdir:
+        site = Path(tmpdir) / "site"
+        server, url = serve(site)
+        build(ROOT / "mkdocs.yml", site, url)
+        pages = sorted(
+            (p.parent.relative_to(site).as_posix() + "/").removeprefix("./")
+            for p in site.rglob("index.html")
+            if 'class="katex"' in p.read_text(encoding="utf-8")
+        )
+        print(f"== Lighthouse 12.2.3, mobile preset, one run on each of {len(pages)} math pages")
+        rows = []
+        for path in pages:
+            r = lighthouse(url + path)
+            rows.append((path, r))
+            print(
+                f"/{path:36} {r['score']:4.0f} CLS {r['cls']:.3f} LCP {r['lcp_s']:.2f} s "
+                f"TBT {r['tbt_ms']:4.0f} ms"
+            )
+        scores = [r["score"] for _, r in rows]
+        print(
+            f"score: min {min(scores):.0f}, median {statistics.median(scores):.0f}; "
+            f"max CLS {max(r['cls'] for _, r in rows):.3f}; "
+            f"max LCP {max(r['lcp_s'] for _, r in rows):.2f} s; "
+            f"below 90: {[p for p, r in rows if r['score'] < 90] or 'none'}"
+        )
+        server.shutdown()
 
 
 def serve_rebuild() -> float:

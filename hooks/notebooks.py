@@ -10,13 +10,16 @@ message naming the notebook.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import struct
 from pathlib import Path
 
 import mkdocs_jupyter.plugin as jupyter_plugin
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
+from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 # Everything a notebook may import or read, besides itself.
@@ -77,10 +80,32 @@ def _math_to_arithmatex(fragment: str) -> str:
     return "".join(out)
 
 
+# An inline PNG output without a size: <img ... src="data:image/png;base64,...">.
+PNG_IMG_RE = re.compile(
+    r'<img(?![^>]*\bwidth=)([^>]*?)\ssrc="data:image/png;base64,([A-Za-z0-9+/=]+)"'
+)
+
+
+def _with_png_size(match: re.Match[str]) -> str:
+    """Give an inline PNG its pixel size, so the page reserves its box before it is decoded.
+
+    The size is read from the PNG's IHDR chunk (bytes 16-24: width, height, big-endian).
+    Material's `max-width: 100%; height: auto` still scales it down on a narrow screen.
+    """
+    attrs, data = match.group(1), match.group(2)
+    header = base64.b64decode(data[:44])  # 33 bytes: signature, IHDR length, type, size
+    if header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        return match.group(0)
+    width, height = struct.unpack(">II", header[16:24])
+    return f'<img{attrs} width="{width}" height="{height}" src="data:image/png;base64,{data}"'
+
+
 def prepare_notebook_html(body: str) -> str:
-    """Drop nbconvert's client-side math/mermaid loaders; mark math for build-time KaTeX."""
+    """Drop nbconvert's client-side math/mermaid loaders; mark math for build-time KaTeX;
+    give inline images their size (an unsized image moves the text below it when it loads)."""
     body = MATHJAX_RE.sub("", body)
     body = CDN_MODULE_RE.sub("", body)
+    body = PNG_IMG_RE.sub(_with_png_size, body)
     return MARKDOWN_CELL_RE.sub(
         lambda m: m.group(1) + _math_to_arithmatex(m.group(2)) + m.group(3), body
     )
@@ -104,3 +129,38 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     jupyter_plugin._compute_cache_key = _cache_key
     jupyter_plugin.convert.nb2html = _nb2html
     return config
+
+
+# A sized inline PNG, as prepare_notebook_html leaves it.
+INLINE_PNG_RE = re.compile(r'<img([^>]*?)\ssrc="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def extract_inline_pngs(output: str) -> tuple[str, dict[str, bytes]]:
+    """Move inline PNGs out of the page: (page with file references, {file name: bytes}).
+
+    A notebook's figures are base64 inside its HTML: a page of seven plots weighed 2 MB, which
+    a phone had to download before showing the first line. As files next to the page, the
+    text comes first and every figure but the first loads only when scrolled near
+    (``loading="lazy"``); the size from prepare_notebook_html keeps their boxes reserved.
+    """
+    files: dict[str, bytes] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        data = base64.b64decode(match.group(2))
+        name = f"figure-{hashlib.sha256(data).hexdigest()[:12]}.png"
+        lazy = ' loading="lazy"' if files else ""
+        files[name] = data
+        return f'<img{match.group(1)}{lazy} decoding="async" src="{name}"'
+
+    return INLINE_PNG_RE.sub(replace, output), files
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig, **_: object) -> str:
+    if not page.file.src_uri.endswith(".py"):  # only notebook pages
+        return output
+    output, files = extract_inline_pngs(output)
+    folder = Path(config.site_dir) / Path(page.file.dest_uri).parent
+    for name, data in files.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return output

@@ -126,3 +126,15 @@ def test_equation_index_lists_every_named_equation(built_site: Path) -> None:
     missing = [eq_id for eq_id in anchored if f'#{eq_id}"' not in index]
     assert not missing, f"not in the equation index: {missing}"
     assert index.count('class="katex-display"') >= len(anchored)
+
+
+def test_notebook_figures_are_sized_files_not_inline_data(built_site: Path) -> None:
+    page = built_site / "notebooks" / "lab_curves" / "index.html"
+    html = page.read_text(encoding="utf-8")
+    assert 'src="data:image/png' not in html  # (the notebook CSS has tiny data: icons)
+    images = re.findall(r"<img[^>]*>", html)
+    assert len(images) >= 5
+    for img in images:
+        src = re.search(r'src="(figure-[0-9a-f]{12}\.png)"', img)
+        assert src and (page.parent / src.group(1)).is_file(), img[:120]
+        assert re.search(r'width="\d+" height="\d+"', img), img[:120]

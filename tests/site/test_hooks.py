@@ -195,3 +195,39 @@ def test_tables_without_a_class_get_materials_wrapper() -> None:
     assert tables.OPEN + '<table style="x">' in out
     assert '</div></div><table class="highlighttable">' in out  # classed tables: left alone
     assert "<tablet>not a table</tablet>" in out
+
+
+def test_inline_png_outputs_get_their_pixel_size() -> None:
+    import base64
+    import struct
+    import zlib
+
+    def png(width: int, height: int) -> str:
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+        return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
+
+    html = (
+        f'<img alt="a" class="" src="data:image/png;base64,{png(640, 480)}"/>'
+        f'<img width="10" src="data:image/png;base64,{png(5, 5)}"/>'
+        '<img src="data:image/png;base64,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"/>'
+    )
+    out = notebooks.prepare_notebook_html(html)
+    assert '<img alt="a" class="" width="640" height="480" src="data:image/png' in out
+    assert out.count('width="') == 2  # an image that has a width, or is no PNG, is left alone
+
+
+def test_inline_pngs_become_files_and_all_but_the_first_load_lazily() -> None:
+    import base64
+
+    a, b = b"\x89PNG first", b"\x89PNG second"
+    html = "".join(
+        f'<img alt="" width="9" height="9" src="data:image/png;base64,{base64.b64encode(d).decode()}"/>'
+        for d in (a, b)
+    )
+    out, files = notebooks.extract_inline_pngs(html)
+    assert sorted(files.values()) == sorted([a, b]) and "base64" not in out
+    first, second = out.split("/>")[:2]
+    assert "loading" not in first and 'loading="lazy"' in second
+    for name in files:
+        assert name.startswith("figure-") and f'src="{name}"' in out
