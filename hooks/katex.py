@@ -46,6 +46,7 @@ CLASS_RE = re.compile(r'class="([^"]+)"')
 FONT_FACE_RE = re.compile(r"@font-face\{([^}]*)\}")
 RULE_RE = re.compile(r"([^{}@]+)\{([^{}]*font-family:[^{}]*)\}")
 TAG_RE = re.compile(r"<[^>]*>")
+INVISIBLE_RE = re.compile(r"<(style|script)\b.*?</\1>", re.DOTALL | re.IGNORECASE)
 # How much of a page counts as its first screen, in characters of text before a formula: a
 # phone shows about 40 lines of 45 characters; a desktop shows less text plus the TOC.
 FIRST_SCREEN_CHARS = 1500
@@ -194,14 +195,16 @@ SLOT_RE = re.compile(r'<(span|div) class="arithmatex" data-katex-slot="(\d+)">[^
 def first_screen_slots(text: str, limit: int = FIRST_SCREEN_CHARS) -> list[int]:
     """The slots (see _render_html) whose formula starts within ``limit`` characters of text.
 
-    Characters are those a reader sees: tags are dropped, runs of whitespace count as one,
-    and a formula counts as long as its TeX (a rough width).
+    Characters are those a reader sees: tags and the contents of <style> and <script> (a
+    notebook page starts with 100 KB of CSS) are dropped, runs of whitespace count as one, and
+    a formula counts as long as its TeX (a rough width).
     """
     found: list[int] = []
     chars = 0
     last = 0
     for m in SLOT_RE.finditer(text):
-        chars += len(" ".join(TAG_RE.sub(" ", text[last : m.start()]).split()))
+        seen = INVISIBLE_RE.sub(" ", text[last : m.start()])
+        chars += len(" ".join(TAG_RE.sub(" ", seen).split()))
         if chars > limit:
             break
         found.append(int(m.group(2)))

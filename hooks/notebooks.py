@@ -140,17 +140,17 @@ def extract_inline_pngs(output: str) -> tuple[str, dict[str, bytes]]:
 
     A notebook's figures are base64 inside its HTML: a page of seven plots weighed 2 MB, which
     a phone had to download before showing the first line. As files next to the page, the
-    text comes first and every figure but the first loads only when scrolled near
-    (``loading="lazy"``); the size from prepare_notebook_html keeps their boxes reserved.
+    text comes first and each figure loads when scrolled near (``loading="lazy"``: a figure
+    comes after the code that draws it, so never first on the screen); the size from
+    prepare_notebook_html keeps their boxes reserved.
     """
     files: dict[str, bytes] = {}
 
     def replace(match: re.Match[str]) -> str:
         data = base64.b64decode(match.group(2))
         name = f"figure-{hashlib.sha256(data).hexdigest()[:12]}.png"
-        lazy = ' loading="lazy"' if files else ""
         files[name] = data
-        return f'<img{match.group(1)}{lazy} decoding="async" src="{name}"'
+        return f'<img{match.group(1)} loading="lazy" decoding="async" src="{name}"'
 
     return INLINE_PNG_RE.sub(replace, output), files
 
