@@ -159,8 +159,80 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig, **_: object) -> 
     if not page.file.src_uri.endswith(".py"):  # only notebook pages
         return output
     output, files = extract_inline_pngs(output)
+    output = purge_jupyter_css(output)
     folder = Path(config.site_dir) / Path(page.file.dest_uri).parent
     for name, data in files.items():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     return output
+
+
+# ---- Jupyter's stylesheet, cut down to what the page uses ----------------------------------
+
+CLASS_ATTR_RE = re.compile(r'\bclass="([^"]*)"')
+STYLE_BLOCK_RE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL)
+SELECTOR_CLASS_RE = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
+NOT_RE = re.compile(r":not\([^()]*\)")
+
+
+def _selector_can_match(selector: str, classes: set[str]) -> bool:
+    """False only if the selector needs a class that no element of the page has.
+
+    Classes inside ``:not(...)`` are ignored: their absence is what lets the selector match.
+    """
+    while NOT_RE.search(selector):  # innermost first, so nested parentheses come out too
+        selector = NOT_RE.sub("", selector)
+    needed = SELECTOR_CLASS_RE.findall(selector)
+    return all(name in classes for name in needed)
+
+
+def _split_selectors(prelude: str) -> list[str]:
+    """Split a selector list at its top-level commas (not those inside ``:is(a, b)``)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(prelude):
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "," and depth == 0:
+            parts.append(prelude[start:i].strip())
+            start = i + 1
+    parts.append(prelude[start:].strip())
+    return parts
+
+
+def _purge_rules(rules: list, classes: set[str]) -> str:  # type: ignore[type-arg]
+    import tinycss2  # installed with nbconvert (bleach[css]); pinned in requirements.txt
+
+    out: list[str] = []
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            selectors = _split_selectors(tinycss2.serialize(rule.prelude))
+            kept = [s for s in selectors if _selector_can_match(s, classes)]
+            if kept:
+                out.append(",".join(kept) + "{" + tinycss2.serialize(rule.content) + "}")
+        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports"):
+            inner = _purge_rules(
+                tinycss2.parse_rule_list(rule.content, skip_whitespace=True, skip_comments=True),
+                classes,
+            )
+            if inner:
+                prelude = tinycss2.serialize(rule.prelude)
+                out.append(f"@{rule.at_keyword}{prelude}{{{inner}}}")
+        elif rule.type == "at-rule":
+            out.append(tinycss2.serialize([rule]))
+    return "".join(out)
+
+
+def purge_jupyter_css(output: str) -> str:
+    """Drop the rules of mkdocs-jupyter's inline JupyterLab stylesheet (574 KB on every
+    notebook page) whose selectors need a class that no element of this page carries."""
+    import tinycss2
+
+    classes = {c for attr in CLASS_ATTR_RE.findall(output) for c in attr.split()}
+
+    def purge(match: re.Match[str]) -> str:
+        css = match.group(2)
+        if ".jupyter-wrapper" not in css:
+            return match.group(0)
+        rules = tinycss2.parse_stylesheet(css, skip_whitespace=True, skip_comments=True)
+        return match.group(1) + _purge_rules(rules, classes) + match.group(3)
+
+    return STYLE_BLOCK_RE.sub(purge, output)

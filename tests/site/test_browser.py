@@ -7,7 +7,9 @@ reason, except under CI (``CI`` set), where they must run. Screenshots land in
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -308,6 +310,47 @@ def test_pages_do_not_shift_while_loading(browser, site_server: str) -> None:  #
             assert visibility == "visible"
         pg.close()
     context.close()
+
+
+STYLES_JS = """() => [...document.querySelectorAll('.jupyter-wrapper, .jupyter-wrapper *')]
+  .map(el => { const cs = getComputedStyle(el); const out = [];
+               for (let i = 0; i < cs.length; i++) out.push(cs[i] + ':' + cs.getPropertyValue(cs[i]));
+               return el.tagName + '.' + el.className + '|' + out.join(';'); })"""
+
+
+@pytest.mark.parametrize("width", [412, 1280])
+def test_purged_notebook_css_styles_every_element_as_the_full_css(browser, site_server: str, built_site: Path, width: int) -> None:  # type: ignore[no-untyped-def]
+    """hooks/notebooks.py drops the Jupyter CSS rules no element of the page can match.
+
+    Put the full stylesheet (as mkdocs-jupyter produced it, from its cache) back in place of
+    the purged one: every element's computed style must stay exactly the same.
+    """
+    cached = [
+        json.loads(p.read_text(encoding="utf-8"))["content"]
+        for p in (ROOT / ".cache" / "mkdocs-jupyter").glob("*.json")
+    ]
+    full = next(c for c in cached if 'id="kl-estimators-numerically"' in c)
+    full_css = next(
+        css for css in re.findall(r"<style[^>]*>(.*?)</style>", full, re.DOTALL)
+        if ".jupyter-wrapper" in css
+    )
+    context = browser.new_context(base_url=site_server, viewport={"width": width, "height": 900})
+    pg = context.new_page()
+    pg.goto("notebooks/kl_estimators/", wait_until="load")
+    purged = pg.evaluate(STYLES_JS)
+    size = pg.evaluate(
+        """(css) => { const el = [...document.querySelectorAll('article style')]
+                          .find(s => s.textContent.includes('.jupyter-wrapper'));
+                      const before = el.textContent.length; el.textContent = css;
+                      return [before, css.length]; }""",
+        full_css,
+    )
+    assert size[0] < size[1] / 2, size  # the purge removed most of the stylesheet
+    restored = pg.evaluate(STYLES_JS)
+    context.close()
+    assert len(purged) == len(restored) > 500
+    differing = [a.split("|")[0] for a, b in zip(purged, restored, strict=True) if a != b]
+    assert not differing, differing[:5]
 
 
 def test_dark_mode_toggles(page) -> None:  # type: ignore[no-untyped-def]

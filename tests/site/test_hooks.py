@@ -233,3 +233,32 @@ def test_inline_pngs_become_files_that_load_lazily() -> None:
     assert out.count('loading="lazy"') == 2
     for name in files:
         assert name.startswith("figure-") and f'src="{name}"' in out
+
+
+def test_selector_lists_split_at_top_level_commas_only() -> None:
+    assert notebooks._split_selectors(".a, .b:is(.c, .d) > e,f") == [".a", ".b:is(.c, .d) > e", "f"]
+
+
+def test_a_selector_is_dropped_only_when_it_needs_a_missing_class() -> None:
+    used = {"jupyter-wrapper", "jp-Cell"}
+    assert notebooks._selector_can_match(".jupyter-wrapper .jp-Cell", used)
+    assert not notebooks._selector_can_match(".jupyter-wrapper .jp-Toolbar", used)
+    assert notebooks._selector_can_match(".jp-Cell:not(.jp-mod-active)", used)  # absent: matches
+    assert notebooks._selector_can_match("pre code", used)  # no class needed
+
+
+def test_purge_keeps_what_the_page_can_use_and_only_touches_jupyter_css() -> None:
+    css = (
+        ".jupyter-wrapper .jp-Cell{color:red}.jupyter-wrapper .jp-Toolbar{color:blue}"
+        "@media (max-width:760px){.jp-Toolbar{margin:0}.jp-Cell{margin:1px}}"
+        "@keyframes spin{to{transform:rotate(1turn)}}"
+    )
+    html = (
+        f'<style>{css}</style><style>.jp-Toolbar{{x:y}}</style>'
+        '<div class="jupyter-wrapper"><div class="jp-Cell">x</div></div>'
+    )
+    out = notebooks.purge_jupyter_css(html)
+    assert ".jupyter-wrapper .jp-Cell{color:red}" in out
+    assert "@media (max-width:760px){.jp-Cell{margin:1px}}" in out
+    assert "@keyframes spin" in out
+    assert out.count("jp-Toolbar") == 1  # only the other stylesheet's rule is left
