@@ -172,16 +172,32 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig, **_: object) -> 
 CLASS_ATTR_RE = re.compile(r'\bclass="([^"]*)"')
 STYLE_BLOCK_RE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL)
 SELECTOR_CLASS_RE = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
-NOT_RE = re.compile(r":not\([^()]*\)")
+# Pseudo-classes that take a selector list: a class inside them is not simply "needed".
+LIST_PSEUDO_RE = re.compile(r":(?:is|where|has|matches|any|-webkit-any)\(")
+
+
+def _without_not(selector: str) -> str:
+    """The selector with every ``:not(...)`` removed, nested parentheses included."""
+    while (start := selector.find(":not(")) != -1:
+        depth, end = 0, start + 4
+        for end in range(start + 4, len(selector)):
+            depth += (selector[end] == "(") - (selector[end] == ")")
+            if depth == 0:
+                break
+        selector = selector[:start] + selector[end + 1 :]
+    return selector
 
 
 def _selector_can_match(selector: str, classes: set[str]) -> bool:
     """False only if the selector needs a class that no element of the page has.
 
-    Classes inside ``:not(...)`` are ignored: their absence is what lets the selector match.
+    Classes inside ``:not(...)`` are ignored (their absence is what lets it match), and a
+    selector with ``:is()``, ``:where()`` or ``:has()`` is always kept (any one of its
+    alternatives may match).
     """
-    while NOT_RE.search(selector):  # innermost first, so nested parentheses come out too
-        selector = NOT_RE.sub("", selector)
+    selector = _without_not(selector)
+    if LIST_PSEUDO_RE.search(selector):
+        return True
     needed = SELECTOR_CLASS_RE.findall(selector)
     return all(name in classes for name in needed)
 

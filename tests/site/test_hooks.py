@@ -245,6 +245,9 @@ def test_a_selector_is_dropped_only_when_it_needs_a_missing_class() -> None:
     assert not notebooks._selector_can_match(".jupyter-wrapper .jp-Toolbar", used)
     assert notebooks._selector_can_match(".jp-Cell:not(.jp-mod-active)", used)  # absent: matches
     assert notebooks._selector_can_match("pre code", used)  # no class needed
+    assert notebooks._selector_can_match(".jp-Cell:not(:is(.x, .y))", used)  # nested :not
+    assert notebooks._selector_can_match(":is(.jp-Cell, .jp-Toolbar) p", used)  # one may match
+    assert not notebooks._selector_can_match(".jp-Toolbar:not(.jp-Cell)", used)
 
 
 def test_purge_keeps_what_the_page_can_use_and_only_touches_jupyter_css() -> None:
