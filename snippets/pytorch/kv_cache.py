@@ -301,8 +301,9 @@ def kv_cache_demo() -> dict[str, float]:
     # positions through each block: Σ_{i<n} (T0 + i) without the cache, T0 + n − 1 with it
     without = n * T0 + n * (n - 1) // 2
     with_cache = T0 + n - 1
-    size = kv_cache_bytes(config, batch_size=3, seq_len=T0 + n, dtype=torch.float32)
+    # the cache generate_with_cache fills: T0 + n − 1 positions (the last token is not fed back)
+    size = kv_cache_bytes(config, batch_size=3, seq_len=with_cache, dtype=torch.float32)
     print(f"same tokens with and without the cache: {same}")
     print(f"positions run per block: {without} without, {with_cache} with the cache")
-    print(f"cache for 3 sequences of {T0 + n} positions in float32: {size:,} bytes")
+    print(f"cache for 3 sequences of {with_cache} positions in float32: {size:,} bytes")
     return {"same_tokens": float(same), "positions_without": without, "positions_with": with_cache}

@@ -319,5 +319,5 @@ def test_demo_prints_same_tokens_and_the_counts(capsys: pytest.CaptureFixture[st
     assert result["same_tokens"] == 1.0 and "same tokens with and without the cache: True" in out
     # T0 = 4, n = 12: Σ_{i<12} (4 + i) = 48 + 66 = 114 against 4 + 12 - 1 = 15
     assert "114 without, 15 with the cache" in out
-    # 2 (K, V) · 2 layers · 3 rows · 16 positions · 32 numbers · 4 bytes
-    assert f"{2 * 2 * 3 * 16 * 32 * 4:,} bytes" in out
+    # 2 (K, V) · 2 layers · 3 rows · 15 positions · 32 numbers · 4 bytes
+    assert f"3 sequences of 15 positions in float32: {2 * 2 * 3 * 15 * 32 * 4:,} bytes" in out
