@@ -11,6 +11,7 @@ message naming the notebook.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import struct
@@ -214,41 +215,61 @@ def _split_selectors(prelude: str) -> list[str]:
     return parts
 
 
-def _purge_rules(rules: list, classes: set[str]) -> str:  # type: ignore[type-arg]
+# A stylesheet reduced to what the purge needs: ("rule", selectors, body),
+# ("group", "@media (...)", items) or ("keep", text) for other at-rules.
+Item = tuple
+
+
+def _outline(rules: list) -> list[Item]:  # type: ignore[type-arg]
     import tinycss2  # installed with nbconvert (bleach[css]); pinned in requirements.txt
 
-    out: list[str] = []
+    items: list[Item] = []
     for rule in rules:
         if rule.type == "qualified-rule":
             selectors = _split_selectors(tinycss2.serialize(rule.prelude))
-            kept = [s for s in selectors if _selector_can_match(s, classes)]
-            if kept:
-                out.append(",".join(kept) + "{" + tinycss2.serialize(rule.content) + "}")
+            items.append(("rule", selectors, tinycss2.serialize(rule.content)))
         elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports"):
-            inner = _purge_rules(
-                tinycss2.parse_rule_list(rule.content, skip_whitespace=True, skip_comments=True),
-                classes,
-            )
-            if inner:
-                prelude = tinycss2.serialize(rule.prelude)
-                out.append(f"@{rule.at_keyword}{prelude}{{{inner}}}")
+            inner = tinycss2.parse_rule_list(rule.content, skip_whitespace=True, skip_comments=True)
+            head = f"@{rule.at_keyword}{tinycss2.serialize(rule.prelude)}"
+            items.append(("group", head, _outline(inner)))
         elif rule.type == "at-rule":
-            out.append(tinycss2.serialize([rule]))
+            items.append(("keep", tinycss2.serialize([rule])))
+    return items
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(css: str) -> list[Item]:
+    """Parsed once per build: every notebook page carries the same stylesheet."""
+    import tinycss2
+
+    return _outline(tinycss2.parse_stylesheet(css, skip_whitespace=True, skip_comments=True))
+
+
+def _purge_rules(items: list[Item], classes: set[str]) -> str:
+    out: list[str] = []
+    for item in items:
+        if item[0] == "rule":
+            kept = [s for s in item[1] if _selector_can_match(s, classes)]
+            if kept:
+                out.append(",".join(kept) + "{" + item[2] + "}")
+        elif item[0] == "group":
+            inner = _purge_rules(item[2], classes)
+            if inner:
+                out.append(f"{item[1]}{{{inner}}}")
+        else:
+            out.append(item[1])
     return "".join(out)
 
 
 def purge_jupyter_css(output: str) -> str:
     """Drop the rules of mkdocs-jupyter's inline JupyterLab stylesheet (574 KB on every
     notebook page) whose selectors need a class that no element of this page carries."""
-    import tinycss2
-
     classes = {c for attr in CLASS_ATTR_RE.findall(output) for c in attr.split()}
 
     def purge(match: re.Match[str]) -> str:
         css = match.group(2)
         if ".jupyter-wrapper" not in css:
             return match.group(0)
-        rules = tinycss2.parse_stylesheet(css, skip_whitespace=True, skip_comments=True)
-        return match.group(1) + _purge_rules(rules, classes) + match.group(3)
+        return match.group(1) + _purge_rules(_parsed(css), classes) + match.group(3)
 
     return STYLE_BLOCK_RE.sub(purge, output)

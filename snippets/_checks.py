@@ -94,6 +94,14 @@ def check_real(name: str, value: float) -> float:
     return float(value)
 
 
+def check_int(name: str, value: int, low: int = 1) -> int:
+    """Require an int >= ``low`` (``bool`` is rejected: ``True`` is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: float) -> float:
     """Require a finite real number > 0 (``beta``, ``clip_eps``, ...)."""
     value = check_real(name, value)

@@ -47,3 +47,17 @@ def test_scalar_checks() -> None:
         c.check_choice("mode", "c", {"a", "b"})
     with pytest.raises(ValueError, match=r"lr must be finite"):
         c.check_real("lr", float("inf"))
+
+
+def test_int_check_rejects_bools_floats_and_small_values() -> None:
+    from snippets._checks import check_int
+
+    assert check_int("n", 3) == 3 and check_int("n", 0, low=0) == 0
+    with pytest.raises(ValueError, match=r"n must be a positive int, got 0"):
+        check_int("n", 0)
+    with pytest.raises(ValueError, match=r"n must be a positive int, got True"):
+        check_int("n", True)
+    with pytest.raises(ValueError, match=r"n must be a positive int, got 2.0"):
+        check_int("n", 2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got -1"):
+        check_int("seed", -1, low=0)

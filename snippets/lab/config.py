@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from snippets._checks import check_int
 from snippets.rl import AGGREGATIONS
 
 __all__ = [
@@ -30,9 +31,7 @@ TUNED_PREF_BETA = {"dpo": 2.0, "ipo": 0.25}  # from `python -m snippets.lab pref
 
 def _positive_int(obj: object, *names: str) -> None:
     for name in names:
-        value = getattr(obj, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(name, getattr(obj, name))
 
 
 def _real(obj: object, name: str, low: float, high: float = math.inf, strict: bool = False):
@@ -46,8 +45,7 @@ def _real(obj: object, name: str, low: float, high: float = math.inf, strict: bo
 
 
 def _seed(obj: object) -> None:
-    if not isinstance(obj.seed, int) or isinstance(obj.seed, bool) or obj.seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {obj.seed!r}")
+    check_int("seed", obj.seed, low=0)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snippets._checks import check_float, check_ndim, check_same_shape
+from snippets._checks import check_float, check_int, check_ndim, check_same_shape
 
 __all__ = [
     "GPT",
@@ -66,9 +66,7 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
@@ -268,8 +266,7 @@ class GPT(nn.Module):
         self.check_tokens("idx", idx, low=0)
         if idx.size(1) == 0:
             raise ValueError("idx must hold at least one token per row (a prompt), got T=0")
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        check_int("max_new_tokens", max_new_tokens, low=0)
         check_sampling(temperature, top_k, self.config.vocab_size)
         for _ in range(max_new_tokens):
             context = idx[:, -self.config.block_size :]  # (B, ≤ block_size)

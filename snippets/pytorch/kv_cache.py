@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from snippets._checks import check_int
 from snippets.pytorch.gpt import (
     GPT,
     CausalSelfAttention,
@@ -43,11 +44,6 @@ __all__ = [
 ]
 
 
-def _check_count(name: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-
-
 def _check_float_dtype(name: str, dtype: torch.dtype) -> None:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"{name} must be a floating-point torch.dtype, got {dtype!r}")
@@ -59,8 +55,8 @@ def kv_cache_numel(config: GPTConfig, batch_size: int, seq_len: int) -> int:
 
     elements = 2 · L · B · nh · T · hs = 2 · L · B · T · d, since nh · hs = d.
     """
-    _check_count("batch_size", batch_size, low=1)
-    _check_count("seq_len", seq_len, low=0)
+    check_int("batch_size", batch_size, low=1)
+    check_int("seq_len", seq_len, low=0)
     head_size = config.n_embd // config.n_head
     # 2 (K and V) × L layers × B rows × nh heads × T positions × hs numbers per head
     return 2 * config.n_layer * batch_size * config.n_head * seq_len * head_size
@@ -100,8 +96,8 @@ class KVCache:
         device: torch.device | str | None = None,
     ) -> None:
         max_len = config.block_size if max_len is None else max_len
-        _check_count("batch_size", batch_size, low=1)
-        _check_count("max_len", max_len, low=1)
+        check_int("batch_size", batch_size, low=1)
+        check_int("max_len", max_len, low=1)
         if max_len > config.block_size:
             raise ValueError(
                 f"max_len={max_len} > block_size={config.block_size}: the position table has "
@@ -261,7 +257,7 @@ def generate_with_cache(
     B, T0 = idx.shape
     if T0 == 0:
         raise ValueError("idx must hold at least one token per row (a prompt), got T=0")
-    _check_count("max_new_tokens", max_new_tokens, low=0)
+    check_int("max_new_tokens", max_new_tokens, low=0)
     check_sampling(temperature, top_k, model.config.vocab_size)
     if max_new_tokens == 0:
         return idx

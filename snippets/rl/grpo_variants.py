@@ -45,6 +45,7 @@ import torch
 from snippets._checks import (
     check_finite,
     check_float,
+    check_int,
     check_ndim,
     check_positive,
     check_shape,
@@ -177,9 +178,8 @@ def dapo_overlong_penalty(
     check_finite("lengths", lengths)
     if (lengths < 0).any():
         raise ValueError("lengths must be >= 0 (token counts)")
-    for name, value in (("max_len", max_len), ("cache_len", cache_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int("max_len", max_len)
+    check_int("cache_len", cache_len)
     if cache_len > max_len:
         raise ValueError(f"cache_len must be <= max_len = {max_len}, got {cache_len}")
     factor = check_positive("factor", factor)
