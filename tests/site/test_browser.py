@@ -262,7 +262,7 @@ BLOCKS_JS = """() => [...document.querySelectorAll('.md-content__inner > *')]
 
 @pytest.mark.parametrize("width", [412, 1280])
 def test_material_script_moves_no_block_of_a_page(browser, site_server: str, width: int) -> None:  # type: ignore[no-untyped-def]
-    """hooks/tables.py + extra.css: the page lays out the same before and after Material's script."""
+    """hooks/tables.py: the page lays out the same before and after Material's script."""
     for path in TABLE_PAGES:
         boxes = []
         for javascript in (False, True):
@@ -278,6 +278,36 @@ def test_material_script_moves_no_block_of_a_page(browser, site_server: str, wid
             boxes.append(pg.evaluate(BLOCKS_JS))
             context.close()
         assert boxes[0] == boxes[1], path
+
+
+TABLE_STYLES_JS = """() => [...document.querySelectorAll('.md-typeset__scrollwrap, .md-typeset__scrollwrap *')]
+  .map(el => { const cs = getComputedStyle(el); const out = [];
+               for (let i = 0; i < cs.length; i++) out.push(cs[i] + ':' + cs.getPropertyValue(cs[i]));
+               return el.tagName + '|' + out.join(';'); })"""
+MATERIAL_RULES_JS = """() => { document.getElementById('data-table-css').remove();
+  for (const t of document.querySelectorAll('table.data-table')) t.removeAttribute('class'); }"""
+
+
+@pytest.mark.parametrize("width", [412, 1280])
+def test_tables_look_as_under_materials_own_rules(browser, site_server: str, width: int) -> None:  # type: ignore[no-untyped-def]
+    """hooks/tables.py: Material's script leaves our tables alone, and Material's table rules,
+    copied for our class, style every element of a table exactly as the originals would."""
+    context = browser.new_context(base_url=site_server, viewport={"width": width, "height": 900})
+    for path in ["rl/notation/", "rl/a2c/", "study/papers/"]:
+        pg = context.new_page()
+        pg.goto(path, wait_until="load")
+        pg.wait_for_timeout(200)
+        assert pg.evaluate("document.querySelectorAll('table.data-table').length") >= 1, path
+        # Not taken out and re-wrapped by Material's script (its wrap would nest inside ours).
+        assert pg.evaluate("document.querySelectorAll('.md-typeset__table .md-typeset__table').length") == 0, path
+        ours = pg.evaluate(TABLE_STYLES_JS)
+        pg.evaluate(MATERIAL_RULES_JS)  # back to `table:not([class])` and Material's own rules
+        material = pg.evaluate(TABLE_STYLES_JS)
+        assert len(ours) == len(material) > 50, path
+        diff = [(a, b) for a, b in zip(ours, material, strict=True) if a != b]
+        assert not diff, f"{path}: {len(diff)} elements styled differently, first: {diff[0]}"
+        pg.close()
+    context.close()
 
 
 def test_pages_do_not_shift_while_loading(browser, site_server: str) -> None:  # type: ignore[no-untyped-def]

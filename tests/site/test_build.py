@@ -80,12 +80,19 @@ def test_mermaid_is_served_locally_and_only_where_needed(built_site: Path) -> No
         assert ("mermaid.esm.min.mjs" in html) == has_diagram, page
 
 
-def test_tables_are_wrapped_at_build_time(built_site: Path) -> None:
+def test_tables_are_wrapped_and_styled_at_build_time(built_site: Path) -> None:
+    """hooks/tables.py: wrapper and class in the HTML, the table CSS inlined where needed."""
     html = (built_site / "rl" / "notation" / "index.html").read_text(encoding="utf-8")
-    tables = html.count("<table>")
-    assert tables >= 4
-    wrapped = '<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table>'
+    tables = html.count("<table")
+    assert tables >= 5
+    wrapped = '<div class="md-typeset__scrollwrap"><div class="md-typeset__table"><table class="data-table">'
     assert html.count(wrapped) == tables
+    head = html.split("</head>", 1)[0]
+    assert head.count('<style id="data-table-css">.md-typeset table.data-table{') == 1
+    for page in built_site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert ('<table class="data-table"' in text) == ('id="data-table-css"' in text), page
+        assert "<table>" not in text, page  # no table left for Material's script to move
 
 
 def test_every_python_fence_is_collected() -> None:

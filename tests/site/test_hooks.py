@@ -186,7 +186,7 @@ def test_a_named_equation_never_swallows_an_unnamed_block_before_it() -> None:
 # ---- tables ---------------------------------------------------------------------------------
 
 
-def test_tables_without_a_class_get_materials_wrapper() -> None:
+def test_tables_without_a_class_get_our_class_and_materials_wrapper() -> None:
     html = (
         "<p>a</p><table>\n<tr><td>1</td></tr></table>"
         '<table class="highlighttable"><tr><td>code</td></tr></table>'
@@ -194,10 +194,51 @@ def test_tables_without_a_class_get_materials_wrapper() -> None:
     )
     out = tables.wrap_tables(html)
     assert out.count(tables.OPEN) == 2 and out.count(tables.CLOSE) == 2
-    assert tables.OPEN + "<table>\n<tr>" in out
-    assert tables.OPEN + '<table style="x">' in out
+    assert tables.OPEN + '<table class="data-table">\n<tr><td>1</td></tr></table>' + tables.CLOSE in out
+    assert tables.OPEN + '<table class="data-table" style="x">' in out
     assert '</div></div><table class="highlighttable">' in out  # classed tables: left alone
     assert "<tablet>not a table</tablet>" in out
+    assert tables.wrap_tables(out) == out  # a second pass changes nothing
+
+
+MATERIAL_LIKE_CSS = """
+.md-typeset table:not([class]){display:inline-block;font-size:.64rem}
+.md-typeset code,.md-typeset table:not([class]) th,.md-typeset kbd{min-width:5rem}
+@media print{.md-typeset table:not([class]){display:table}.md-typeset h1{color:red}}
+@media screen{.md-typeset h2{color:blue}}
+.md-typeset :is(table:not([class]),div) td{padding:0}
+[data-x="a,table:not([class])"] p{margin:0}
+"""
+
+
+def test_material_table_rules_are_rewritten_for_our_class_and_nothing_else() -> None:
+    css = tables.table_css(MATERIAL_LIKE_CSS)
+    assert css == (
+        ".md-typeset table.data-table{display:inline-block;font-size:.64rem}"
+        ".md-typeset table.data-table th{min-width:5rem}"  # only the matching selector of a list
+        "@media print{.md-typeset table.data-table{display:table}}"  # media kept, others dropped
+        ".md-typeset :is(table.data-table,div) td{padding:0}"  # commas inside :is() kept
+        '[data-x="a,table.data-table"] p{margin:0}'
+    )
+
+
+def test_selector_lists_split_on_top_level_commas_only() -> None:
+    assert tables._split_selectors('a, b:is(c, d) , [x=","] e,') == ["a", "b:is(c, d)", '[x=","] e']
+
+
+def test_every_material_table_rule_has_a_copy_for_our_class() -> None:
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    material = tables.material_css_file(config.theme.dirs).read_text(encoding="utf-8")
+    ours = tables.table_css(material)
+    assert material.count("table:not([class])") == ours.count("table.data-table") >= 10
+    assert "table:not([class])" not in ours
+
+
+def test_a_theme_without_materials_stylesheet_fails_the_build(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match=r"no assets/stylesheets/main\.\*\.min\.css"):
+        tables.material_css_file([str(tmp_path)])
 
 
 def test_inline_png_outputs_get_their_pixel_size() -> None:
