@@ -5,6 +5,7 @@ Prints figures, asserts nothing about time. Run from the repository root:
     python benchmarks/bench_site.py              # build times + bytes/requests per page
     python benchmarks/bench_site.py --lighthouse # also Lighthouse (needs benchmarks/lighthouse:
                                                  #   cd benchmarks/lighthouse && npm ci)
+    python benchmarks/bench_site.py --lighthouse --pages rl/notation/   # other pages
     python benchmarks/bench_site.py --sweep      # Lighthouse once on every page with math
 
 "Client-side KaTeX" is the setup Material for MkDocs documents (arithmatex generic, KaTeX's
@@ -187,6 +188,12 @@ def main() -> None:
     parser.add_argument("--lighthouse", action="store_true", help="also run Lighthouse (slow)")
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per page")
     parser.add_argument(
+        "--pages",
+        nargs="+",
+        default=["rl/kl/", "rl/ppo/", "rl/dpo/"],
+        help="pages (paths under the site root) Lighthouse measures, e.g. rl/notation/",
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="only: Lighthouse once on every page with math"
     )
     args = parser.parse_args()
@@ -237,7 +244,7 @@ def main() -> None:
                 f"{'page':26} {'variant':8} {'score':>6} {'CLS':>7} {'LCP s':>6} {'FCP s':>6} "
                 f"{'TBT ms':>7}"
             )
-            for path in [p for p in PAGES if p in ("rl/kl/", "rl/ppo/", "rl/dpo/")]:
+            for path in args.pages:
                 results: dict[str, list[dict[str, float]]] = {"ours": [], "client": []}
                 for _ in range(args.runs):
                     results["ours"].append(lighthouse(ours_url + path))

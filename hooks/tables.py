@@ -9,8 +9,9 @@ scroll sideways on phones. Done at load, that costs twice:
   ``content-visibility: auto`` (docs/stylesheets/extra.css) starts as a 120px placeholder;
 - main-thread time: a subtree taken out of the document and put back is styled again from
   scratch. On a page of tables full of formulas (rl/notation: ~3,000 elements in its tables)
-  that restyle was a 180 ms task on Lighthouse's phone, the difference between a score of 83
-  and 99 (traced; it happens whenever the whole page is parsed before its first layout).
+  that restyle took about 180 ms on the development machine before Lighthouse's 4x CPU
+  slowdown, the difference between a score of 83 and 99 (traced; it happens whenever the whole
+  page is parsed before its first layout).
 
 So this hook writes the wrapper into the HTML and gives each such table a class,
 ``data-table``, which Material's script skips (it only takes tables without one). Material's
