@@ -11,8 +11,10 @@ Divergence" (joschu.net/blog/kl-approx.html, 2020) gives three single-sample est
 Where libraries use them: verl ``kl_penalty`` offers all three ("kl"/"k1", "mse"/"k2",
 "low_var_kl"/"k3"); TRL's GRPO trainer adds β·k3 to the loss; OpenRLHF ``compute_approx_kl``
 puts k1 into the reward by default. Being unbiased for the *value* of the KL does not make an
-estimator's *gradient* unbiased: used as a loss on fixed samples, E[∇k1] = 0 and
-E[∇k3] = ∇KL(π_ref ‖ π_θ) (the other direction); only E[∇k2] = ∇KL(π_θ ‖ π_ref).
+estimator's *gradient* unbiased: used as a loss on fixed samples of one token (state held
+fixed, drawn from π_θ), E[∇k1] = 0 and E[∇k3] = ∇KL(π_ref ‖ π_θ) (the other direction); only
+E[∇k2] = ∇KL(π_θ ‖ π_ref). Summed over the tokens of a response, none of them gives the
+gradient of the sequence KL; k1 summed and used as a reward (policy gradient) does.
 ``tests/rl/test_kl.py`` checks all of this by enumeration.
 
 Every function is elementwise over (B, T) and has no mask: padded positions are ignored by
@@ -58,7 +60,8 @@ def kl_k2(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """k2 = ½ (log π_θ(x) − log π_ref(x))²: non-negative but biased for the KL.
 
     Its expectation is not KL(π_θ ‖ π_ref) in general (it is a second-order approximation),
-    yet as a loss on fixed on-policy samples its expected gradient is exactly ∇KL(π_θ ‖ π_ref).
+    yet as a loss on fixed on-policy samples of one token (state held fixed) its expected
+    gradient is exactly ∇KL(π_θ ‖ π_ref).
 
     | Argument     | Shape  | Meaning                                                |
     |--------------|--------|--------------------------------------------------------|

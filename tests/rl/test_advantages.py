@@ -89,6 +89,8 @@ def test_grpo_equal_but_inexact_rewards_still_give_exact_zero() -> None:
     plain = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
     # the failure this guards against: about -0.0074 for every answer, as the GRPO page says
     torch.testing.assert_close(plain[0], torch.full((7,), -0.0074), atol=1e-4, rtol=0)
+    trl = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-4)
+    torch.testing.assert_close(trl[0], torch.full((7,), -7.4e-5), atol=1e-6, rtol=0)  # TRL's eps
     adv = grpo_advantages(rewards)
     assert torch.equal(adv[0], torch.zeros(7))
     torch.testing.assert_close(adv[1], plain[1])  # mixed groups are untouched

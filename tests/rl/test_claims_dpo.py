@@ -1,13 +1,17 @@
 """Claims of the DPO page beyond tests/rl/test_dpo.py: each step of the derivation from the
 KL-regularised RLHF objective, checked by enumeration on a 6-response problem, and the
-properties of the loss the page states (shift invariance, averaged vs summed log-probs)."""
+properties of the loss the page states (shift invariance, averaged vs summed log-probs), the
+toy run fitting label noise, and a reference that is the policy itself."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.testing import assert_close
 
 from snippets.rl.dpo import dpo_loss
+from snippets.rl.toy import TablePolicy, expected_reward, preference_pairs, sequence_reward
 
 BETA = 0.5
 
@@ -83,3 +87,60 @@ def test_gradient_weight_is_the_implicit_reward_model_error() -> None:
     (grad,) = torch.autograd.grad(loss, pc)
     assert_close(grad, -BETA * torch.sigmoid(r_r - r_c) / 2)
     assert abs(grad[1]) > 5 * abs(grad[0])  # the misranked pair dominates
+
+
+def _toy_run(steps: list[int]) -> dict[int, tuple[float, float, float]]:
+    """The page's DPO run on the toy bandit: (loss, accuracy, E[R]) at the given steps."""
+    torch.manual_seed(0)
+    chosen, rejected = preference_pairs(256, torch.Generator().manual_seed(0))
+    policy, reference = TablePolicy(), TablePolicy()
+    opt = torch.optim.Adam(policy.parameters(), lr=0.05)
+    with torch.no_grad():
+        ref_c, ref_r = reference.logprobs(chosen).sum(-1), reference.logprobs(rejected).sum(-1)
+    out = {}
+    for step in range(max(steps) + 1):
+        pol_c, pol_r = policy.logprobs(chosen).sum(-1), policy.logprobs(rejected).sum(-1)
+        loss, r_c, r_r = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta=0.1)
+        if step in steps:
+            acc = float((r_c > r_r).float().mean())
+            out[step] = (loss.item(), acc, expected_reward(policy))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return out
+
+
+def test_toy_run_fits_label_noise_when_trained_on() -> None:
+    chosen, rejected = preference_pairs(256, torch.Generator().manual_seed(0))
+    hidden_c, hidden_r = sequence_reward(chosen), sequence_reward(rejected)
+    assert round(float((hidden_c > hidden_r).float().mean()), 2) == 0.66  # the hidden reward
+    assert round(float((hidden_c < hidden_r).float().mean()), 2) == 0.23  # labelled backwards
+    assert round(float((hidden_c == hidden_r).float().mean()), 2) == 0.11  # equal rewards
+    run = _toy_run([100, 300, 500])
+    assert round(run[100][1], 2) == 0.71 and round(run[100][2], 2) == 0.90
+    assert round(run[500][1], 2) == 0.72 and round(run[500][0], 4) == 0.5365
+    assert abs(run[500][0] - run[300][0]) < 1e-3  # settled: a finite optimum
+    assert round(run[500][2], 2) == 0.86 and run[500][2] < run[300][2] < run[100][2]
+
+
+def test_a_reference_that_is_the_policy_itself() -> None:
+    """Detached (dpo_loss detaches it): loss log 2 forever, yet the policy moves. In the graph:
+    Δ ≡ 0 as a function of θ, so the gradient is 0."""
+    chosen, rejected = preference_pairs(64, torch.Generator().manual_seed(1))
+    policy = TablePolicy()
+    opt = torch.optim.Adam(policy.parameters(), lr=0.05)
+    start = policy.logits.detach().clone()
+    for _ in range(20):
+        pol_c, pol_r = policy.logprobs(chosen).sum(-1), policy.logprobs(rejected).sum(-1)
+        loss, _, _ = dpo_loss(pol_c, pol_r, pol_c, pol_r, beta=0.1)
+        assert abs(loss.item() - math.log(2)) < 1e-6  # float32
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (policy.logits.detach() - start).abs().max() > 0.1  # it moved all the same
+    pol_c, pol_r = policy.logprobs(chosen).sum(-1), policy.logprobs(rejected).sum(-1)
+    in_graph = -torch.nn.functional.logsigmoid(0.1 * ((pol_c - pol_c) - (pol_r - pol_r))).mean()
+    (grad,) = torch.autograd.grad(
+        in_graph, policy.logits, allow_unused=True, materialize_grads=True
+    )
+    assert grad.abs().max() == 0.0

@@ -2,7 +2,8 @@
 weighted average of k-step advantages, its bias is γ·b_{t+1} at λ = 0 and 0 at λ = 1 for a
 critic off by b, its reward weights are (γλ)^l (so the variance grows with λ), and the
 "zero the values, read the next column" convention of TRL / OpenRLHF matches ours for right
-padding but not for a gap in the middle of a row."""
+padding but not for a gap in the middle of a row; TRL's extra position after the last token
+changes the last advantage by (1 − λ)(V_extra − score) at γ = 1."""
 
 from __future__ import annotations
 
@@ -113,3 +114,26 @@ def test_prompt_position_in_the_mask_leaves_response_advantages_unchanged() -> N
     response = response_only.bool()
     assert_close(leaky[response], ours[response])
     assert (leaky[:, 1] != 0).all() and (ours[:, 1] == 0).all()  # the prompt token now has one
+
+
+def test_trls_extra_position_changes_the_last_advantage_by_one_minus_lambda() -> None:
+    """TRL: score at the position after the last token (KL 0 there), values kept up to it."""
+    g = torch.Generator().manual_seed(5)
+    kl_rewards = torch.randn(1, 4, generator=g, dtype=torch.float64)  # -β k1, 3 valid tokens
+    values = torch.randn(1, 4, generator=g, dtype=torch.float64)  # column 3: V at the extra spot
+    score = 0.7
+    mask = torch.tensor([[1, 1, 1, 0]])
+    ours_rewards = kl_rewards.clone()
+    ours_rewards[0, 3] = 0.0
+    ours_rewards[0, 2] += score  # ours: the score on the last valid token
+    trl_rewards = kl_rewards.clone()
+    trl_rewards[0, 3] = score  # TRL: on the next position, whose KL is 0
+    extended = torch.ones(1, 4, dtype=torch.long)  # TRL's ~padding_mask_p1
+    for lam in (0.95, 0.5, 1.0):
+        ours, _ = gae(ours_rewards, values, mask, 1.0, lam)
+        trl = _next_column_gae(trl_rewards, values, extended, 1.0, lam)
+        expected = (1 - lam) * (values[0, 3] - score)
+        assert_close(trl[0, 2] - ours[0, 2], expected)
+    values[0, 3] = score  # a critic that predicts the score there: the conventions agree
+    ours, _ = gae(ours_rewards, values, mask, 1.0, 0.9)
+    assert_close(_next_column_gae(trl_rewards, values, extended, 1.0, 0.9)[:, :3], ours[:, :3])

@@ -40,6 +40,42 @@ def test_value_clip_stops_only_moves_towards_the_target() -> None:
     assert_close(grad[0, 3], (values[0, 3] - returns[0, 3]).detach() / 4)
 
 
+def test_value_clip_also_freezes_a_critic_that_overshot_the_target() -> None:
+    old, returns = torch.zeros(1, 1), torch.ones(1, 1)
+    values = torch.tensor([[1.5]], requires_grad=True)  # moved 1.5 > ε, past R = 1
+    loss = ppo_value_loss(values, old, returns, torch.ones(1, 1), clip_eps=0.2)
+    (grad,) = torch.autograd.grad(loss, values)
+    assert grad.item() == 0.0
+
+
+def test_value_coefficient_is_nearly_inert_under_adam_with_separate_critic() -> None:
+    """Disjoint policy and critic parameters, one Adam: c_v = 0.1 and 1.0 give (almost) the
+    same critic, because Adam divides each gradient by its running RMS. Plain SGD does not."""
+
+    def critic_after(c_v: float, optimiser: type[torch.optim.Optimizer]) -> torch.Tensor:
+        torch.manual_seed(0)
+        policy, critic = torch.nn.Linear(4, 3), torch.nn.Linear(4, 1)
+        opt = optimiser([*policy.parameters(), *critic.parameters()], lr=0.01)
+        x, target = torch.randn(16, 4), torch.randn(16, 1)
+        for _ in range(20):
+            pg_loss = policy(x).logsumexp(-1).mean()
+            v_loss = 0.5 * (critic(x) - target).square().mean()
+            opt.zero_grad()
+            (pg_loss + c_v * v_loss).backward()
+            opt.step()
+        return critic.weight.detach().clone()
+
+    torch.manual_seed(0)
+    torch.nn.Linear(4, 3)  # the same draws as in critic_after: the policy first, then the critic
+    start = torch.nn.Linear(4, 1).weight.detach().clone()
+    adam_small, adam_big = critic_after(0.1, torch.optim.Adam), critic_after(1.0, torch.optim.Adam)
+    moved = (adam_big - start).abs().max()
+    assert moved > 0.1  # the critic did learn
+    assert (adam_small - adam_big).abs().max() < 1e-3 * moved
+    sgd_small, sgd_big = critic_after(0.1, torch.optim.SGD), critic_after(1.0, torch.optim.SGD)
+    assert (sgd_small - sgd_big).abs().max() > 0.1 * (sgd_big - start).abs().max()
+
+
 def test_value_clip_has_no_effect_on_the_first_update() -> None:
     g = torch.Generator().manual_seed(1)
     old = torch.randn(3, 5, generator=g, dtype=torch.float64)

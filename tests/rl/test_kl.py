@@ -175,3 +175,51 @@ def test_bad_inputs_raise_exact_and_clamp() -> None:
         exact_kl(torch.zeros(1, 2, 3, dtype=torch.long), torch.zeros(1, 2, 3))
     with pytest.raises(ValueError, match="max_log_ratio"):
         kl_k3(torch.zeros(1, 2), torch.zeros(1, 2), max_log_ratio=0.0)
+
+
+def test_summed_per_token_estimators_miss_the_sequence_kl_gradient() -> None:
+    """Two tokens, each from a vocabulary of 3, the second conditioned on the first: enumerate
+    all 9 responses. Summing k2 or k3 over the tokens (samples fixed, weighted by π_θ) does not
+    give the gradient of the sequence KL; k1 summed and used as a reward (times the score
+    ∇ log π_θ(y)) gives it exactly."""
+    g = torch.Generator().manual_seed(1)
+    first = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)  # (3,)
+    second = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)  # (y1, 3)
+    ref_first = torch.randn(3, generator=g, dtype=torch.float64)  # (3,)
+    ref_second = torch.randn(3, 3, generator=g, dtype=torch.float64)  # (y1, 3)
+    y1, y2 = torch.cartesian_prod(torch.arange(3), torch.arange(3)).T  # (9,) each
+    # token log-probs of every response, (9, 2): log π(y1), log π(y2 | y1)
+    logp = torch.stack([first.log_softmax(-1)[y1], second.log_softmax(-1)[y1, y2]], dim=1)  # (9, 2)
+    ref_logp = torch.stack(
+        [ref_first.log_softmax(-1)[y1], ref_second.log_softmax(-1)[y1, y2]], dim=1
+    )  # (9, 2)
+    params = (first, second)
+
+    def grad(scalar: torch.Tensor) -> torch.Tensor:
+        grads = torch.autograd.grad(scalar, params, retain_graph=True, allow_unused=True)
+        return torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g).flatten()
+                for g, p in zip(grads, params, strict=True)
+            ]
+        )
+
+    seq_logp = logp.sum(1)  # (9,) log π_θ(y)
+    weight = seq_logp.exp().detach()  # (9,) π_θ(y), the sampling distribution, no gradient
+    # KL(π_θ ‖ π_ref) over whole responses, and its exact gradient
+    exact = grad((seq_logp.exp() * (seq_logp - ref_logp.sum(1))).sum())
+    summed_k2 = grad((weight * kl_k2(logp, ref_logp).sum(1)).sum())
+    summed_k3 = grad((weight * kl_k3(logp, ref_logp).sum(1)).sum())
+    k1_reward = kl_k1(logp, ref_logp).sum(1).detach()  # (9,) a return, no gradient
+    as_reward = grad((weight * k1_reward * seq_logp).sum())  # REINFORCE with that return
+
+    def rel(x: torch.Tensor) -> float:
+        return float((x - exact).norm() / exact.norm())
+
+    assert_close(as_reward, exact)
+    assert rel(summed_k2) > 0.05 and rel(summed_k3) > 0.05
+    # one token alone (state fixed): the per-token statement of the page holds for k2
+    logp1 = first.log_softmax(-1)[None]  # (1, 3): every first token as one "sample"
+    ref1 = ref_first.log_softmax(-1)[None]  # (1, 3)
+    per_token = grad((logp1.exp().detach() * kl_k2(logp1, ref1)).sum())
+    assert_close(per_token, grad(exact_kl(first[None, None], ref_first[None, None]).sum()))
