@@ -17,6 +17,15 @@ from snippets.rl.aggregation import (
     mask_out,
     masked_mean,
 )
+from snippets.rl.best_of_n import (
+    best_of_n_indices,
+    best_of_n_kl,
+    best_of_n_kl_bound,
+    best_of_n_probs,
+    filtered_sft_loss,
+    normal_best_of_n_mean,
+    rejection_sample_mask,
+)
 from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
 from snippets.rl.dpo import dpo_loss, ipo_loss
 from snippets.rl.gae import gae, gae_reference, next_valid_values
@@ -42,6 +51,10 @@ __all__ = [
     "KL_ESTIMATORS",
     "aggregate",
     "aggregation_weights",
+    "best_of_n_indices",
+    "best_of_n_kl",
+    "best_of_n_kl_bound",
+    "best_of_n_probs",
     "bradley_terry_loss",
     "clipped_surrogate",
     "dapo_overlong_penalty",
@@ -50,6 +63,7 @@ __all__ = [
     "entropy_from_logits",
     "exact_kl",
     "expand_advantages",
+    "filtered_sft_loss",
     "gae",
     "gae_reference",
     "grpo_advantages",
@@ -65,12 +79,14 @@ __all__ = [
     "masked_whiten",
     "mixed_group_mask",
     "next_valid_values",
+    "normal_best_of_n_mean",
     "policy_stats",
     "ppo_policy_loss",
     "ppo_value_loss",
     "preference_probability",
     "reinforce_loss",
     "reinforce_pp_advantages",
+    "rejection_sample_mask",
     "rloo_advantages",
     "sequence_logprobs",
     "shift_for_next_token",
