@@ -6,9 +6,13 @@
   same constant (only reward differences are identified).
 * GPT-2 small's KV cache: 18,432 scalars per token, and a group of 8 full-length responses
   needs more float32 cache memory than the float32 weights.
+* Best-of-N: the KL bound is 0.64 nats at N = 4 and 1.84 at N = 16; the expected best of N
+  standard-normal rewards is 0.56, 1.03 and 1.77 at N = 2, 4, 16, below sqrt(2 ln N).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +20,7 @@ from torch.testing import assert_close
 
 from snippets.pytorch.gpt import GPTConfig, expected_num_params
 from snippets.pytorch.kv_cache import kv_cache_bytes, kv_cache_numel
+from snippets.rl.best_of_n import best_of_n_kl_bound, normal_best_of_n_mean
 from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
 from snippets.rl.logprobs import token_logprobs
 from snippets.rl.policy_gradient import reinforce_loss
@@ -77,3 +82,12 @@ def test_gpt2_small_cache_of_a_group_of_eight_outweighs_the_weights() -> None:
     # kv-cache.md: "seven already do: 504 MiB; six do not: 432 MiB"
     assert kv_cache_bytes(gpt2, batch_size=7, seq_len=1024, dtype=torch.float32) == 504 * mib
     assert 504 * mib > weights > kv_cache_bytes(gpt2, 6, 1024, torch.float32) == 432 * mib
+
+
+def test_best_of_n_costs_and_gains_quoted_in_the_answer() -> None:
+    assert round(best_of_n_kl_bound(4), 2) == 0.64
+    assert round(best_of_n_kl_bound(16), 2) == 1.84
+    for n, quoted in ((2, 0.56), (4, 1.03), (16, 1.77)):
+        gain = normal_best_of_n_mean(n)
+        assert round(gain, 2) == quoted
+        assert gain < math.sqrt(2 * math.log(n))
