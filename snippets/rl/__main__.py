@@ -14,6 +14,10 @@ import torch
 from snippets.rl import (
     AGGREGATIONS,
     aggregation_weights,
+    best_of_n_indices,
+    best_of_n_kl,
+    best_of_n_kl_bound,
+    best_of_n_probs,
     bradley_terry_loss,
     dapo_overlong_penalty,
     dpo_loss,
@@ -31,6 +35,7 @@ from snippets.rl import (
     mixed_group_mask,
     ppo_policy_loss,
     reinforce_pp_advantages,
+    rejection_sample_mask,
     rloo_advantages,
     sequence_logprobs,
     shift_for_next_token,
@@ -172,6 +177,20 @@ def show_successors() -> None:
     print(f"adaptive KL: β 0.15 after KL 3 / 6 / 12 (target 6) {_fmt(torch.tensor(betas))}")
 
 
+def show_best_of_n() -> None:
+    _title("best-of-N and rejection sampling")
+    base = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)  # (K,) π(y)
+    scores = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)  # (K,) r(y)
+    kl, bound = float(best_of_n_kl(base, scores, 4)), best_of_n_kl_bound(4)
+    print(f"best-of-4 of π = {_fmt(base)}: {_fmt(best_of_n_probs(base, scores, 4))}")
+    print(f"KL to π {kl:.4f}  (bound log 4 − 3/4 = {bound:.4f})")
+    rewards = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # (P, N) verifier
+    print(
+        f"picked {best_of_n_indices(rewards).tolist()}  kept for RS-FT (reward ≥ 1) "
+        f"{rejection_sample_mask(rewards, threshold=1.0).int().tolist()}"
+    )
+
+
 def show_preferences() -> None:
     _title("Bradley-Terry, DPO, IPO")
     bt = bradley_terry_loss(torch.tensor([2.0]), torch.tensor([0.0]))
@@ -192,7 +211,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for show in (
         show_logprobs, show_kl, show_aggregation, show_advantages,
-        show_gae, show_ppo, show_grpo, show_successors, show_preferences,
+        show_gae, show_ppo, show_grpo, show_successors, show_best_of_n, show_preferences,
     ):  # fmt: skip
         show()
     args = ToyArgs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -64,3 +65,11 @@ def test_printed_values(tour: str) -> None:
     assert "GRPO (n-1 std)         [[0.866, -0.866, -0.866, 0.866]" in tour
     assert "RLOO                   [[0.667, -0.667, -0.667, 0.667]" in tour
     assert "seq-mean-token-mean      per answer [0.500, 0.500]   per token [0.250, 0.062]" in tour
+
+
+def test_best_of_n_section(tour: str) -> None:
+    # F = 0.4, 0.7, 0.9, 1.0 in reward order; π_BoN = F^4 − F_prev^4
+    assert "[0.026, 0.214, 0.416, 0.344]" in tour
+    kl = float(re.search(r"KL to π ([\d.]+)", tour).group(1))
+    assert 0 < kl < math.log(4) - 3 / 4
+    assert "picked [0, 0]  kept for RS-FT (reward ≥ 1) [[1, 0, 1, 0], [0, 0, 0, 0]]" in tour
