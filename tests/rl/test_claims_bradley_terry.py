@@ -91,3 +91,25 @@ def test_gaps_quoted_on_the_page() -> None:
     zero = torch.zeros(3, dtype=torch.float64)
     probs = preference_probability(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), zero)
     assert_close(probs, torch.tensor([0.73, 0.88, 0.95], dtype=torch.float64), atol=0.005, rtol=0)
+
+
+def test_standard_error_quoted_for_the_five_item_fit() -> None:
+    """The page: with 20,000 comparisons each fitted difference r_i − r_0 has a standard error
+    of about 0.034 to 0.044 (Fisher information), and the test's tolerance 0.12 is about 3 of
+    them. The data are generated exactly as in
+    test_maximum_likelihood_recovers_true_reward_differences (tests/rl/test_bradley_terry.py)."""
+    g = torch.Generator().manual_seed(0)
+    true_reward = torch.tensor([0.0, 0.5, 1.5, -1.0, 2.5], dtype=torch.float64)
+    n = 20_000
+    a = torch.randint(0, 5, (n,), generator=g)
+    b = (a + torch.randint(1, 5, (n,), generator=g)) % 5
+    # Fisher information of Σ log σ(±(r_a − r_b)) at the true rewards: Σ p(1 − p) x xᵀ,
+    # x = e_a − e_b; it does not depend on which response won.
+    p = preference_probability(true_reward[a], true_reward[b])  # (n,)
+    x = F.one_hot(a, 5).double() - F.one_hot(b, 5).double()  # (n, 5)
+    info = (x * (p * (1 - p)).unsqueeze(1)).T @ x  # (5, 5)
+    # r_0 is pinned to 0 (only differences are identified): drop its row and column
+    covariance = torch.linalg.inv(info[1:, 1:])
+    standard_errors = covariance.diagonal().sqrt()
+    assert ((standard_errors > 0.033) & (standard_errors < 0.045)).all(), standard_errors
+    assert 0.12 / float(standard_errors.max()) > 2.5  # the tolerance is ≈ 3 standard errors

@@ -129,3 +129,45 @@ def test_token_second_moment_is_at_least_one_with_equality_on_policy() -> None:
         mu = torch.softmax(torch.randn(5, generator=g, dtype=torch.float64), 0)
         assert float((pi**2 / mu).sum()) > 1.0
     assert_close((mu**2 / mu).sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_variance_of_the_n_sample_is_average_is_one_term_over_n() -> None:
+    """Var[(1/N) Σ w f] = (E_μ[w² f²] − (E_π f)²) / N, checked by enumerating all N-tuples."""
+    g = torch.Generator().manual_seed(4)
+    pi = torch.softmax(torch.randn(4, generator=g, dtype=torch.float64), 0)
+    mu = torch.softmax(torch.randn(4, generator=g, dtype=torch.float64), 0)
+    f = torch.randn(4, generator=g, dtype=torch.float64)
+    term = pi / mu * f  # w(y) f(y), one value per outcome
+    one_term_var = (mu * term**2).sum() - (pi * f).sum() ** 2
+    for n in (1, 2, 3):
+        mean = torch.zeros((), dtype=torch.float64)
+        second = torch.zeros((), dtype=torch.float64)
+        for seq in itertools.product(range(4), repeat=n):
+            idx = torch.tensor(seq)
+            prob = mu[idx].prod()
+            estimate = term[idx].mean()
+            mean += prob * estimate
+            second += prob * estimate**2
+        assert_close(mean, (pi * f).sum())  # unbiased
+        assert_close(second - mean**2, one_term_var / n)
+    assert float(one_term_var) > 0.0
+
+
+def test_gaussian_example_variance_formula_predicts_the_measured_spread() -> None:
+    """For π = N(s, 1), μ = N(0, 1), f = x: E_μ[w² x²] = e^{s²}(1 + 4s²), so the plain-IS
+    average of N = 1000 samples has std √((e^{s²}(1 + 4s²) − s²)/N) ≈ 0.30 (page: 0.331)."""
+    second_moment = math.exp(SHIFT**2) * (1 + 4 * SHIFT**2)
+    # the closed form against numerical integration of φ(x) w(x)² x²
+    x = torch.linspace(-12, 16, 200_001, dtype=torch.float64)
+    density = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+    integrand = density * torch.exp(2 * SHIFT * x - SHIFT**2) * x**2
+    assert abs(torch.trapezoid(integrand, x).item() - second_moment) < 1e-6
+    predicted_std = math.sqrt((second_moment - SHIFT**2) / 1000)
+    assert abs(predicted_std - 0.30) < 0.005
+    measured = _page_samples()
+    w = torch.exp(SHIFT * measured - SHIFT**2 / 2)
+    measured_std = (w * measured).mean(dim=1).std().item()
+    assert abs(measured_std - 0.331) < 0.0005  # the page's printed value
+    assert 0.8 < measured_std / predicted_std < 1.2
+    # without the 1/N the formula would predict a spread about 30 times larger
+    assert 30 < math.sqrt(second_moment - SHIFT**2) / predicted_std < 33
