@@ -7,7 +7,9 @@ enumerating every response of the toy bandit (snippets/rl/toy.py: T = 3 tokens, 
 * a baseline that depends on the sample itself biases the gradient; a group mean that includes
   the sample shrinks it by (G − 1)/G, the leave-one-out mean does not;
 * the variance-minimising constant baseline is E[R‖∇log π‖²] / E[‖∇log π‖²], and the variance
-  grows with (b − b*)² away from it.
+  grows with (b − b*)² away from it;
+* a KL-shaped reward depends on θ, but its own gradient term −β E[∇log π] is zero, so the
+  estimator with the shaped reward detached is the exact gradient of the KL-regularised J.
 """
 
 from __future__ import annotations
@@ -135,3 +137,24 @@ def test_optimal_constant_baseline_minimises_the_variance() -> None:
     assert variance(10.0) > variance(0.0)
     curvature = float((probs * sq_norm).sum())  # Var(b) = Var(b*) + (b − b*)² E‖∇log π‖²
     assert_close(variance(3.0) - variance(b_star), (3.0 - b_star) ** 2 * curvature)
+
+
+def test_kl_shaped_reward_detached_gives_the_exact_gradient() -> None:
+    # J(θ) = Σ_y π_θ(y) [R(y) − β Σ_t (log π_θ(y_t) − log π_ref(y_t))]: the reward depends on θ
+    theta, ref, beta = _theta(5), _theta(6).detach(), 0.3
+    logp, ref_logp = _token_logprobs(theta), _token_logprobs(ref)  # (N, T)
+    shaped = _reward() - beta * (logp - ref_logp).sum(1)  # (N,) R_θ(y), with its graph
+    j = (logp.sum(1).exp() * shaped).sum()
+    (exact,) = torch.autograd.grad(j, theta)  # (T, V) differentiates the reward too
+    probs, scores = _probs(theta), _per_token_scores(theta).sum(1)  # (N,), (N, T, V)
+    # the score-function estimator with the reward's value detached
+    estimate, _ = _mean_and_variance(shaped.detach()[:, None, None] * scores, probs)
+    assert_close(estimate, exact)
+    # the reward's own gradient term, E[∇R_θ] = −β E[∇log π(y)], is zero in expectation ...
+    extra, _ = _mean_and_variance(-beta * scores, probs)
+    assert_close(extra, torch.zeros_like(extra), atol=1e-12, rtol=0)
+    # ... though not sample by sample
+    assert (-beta * scores).abs().max() > 1e-2
+    # and the KL term matters: without it the gradient is different
+    plain, _ = _mean_and_variance(_reward()[:, None, None] * scores, probs)
+    assert (plain - exact).norm() > 1e-3

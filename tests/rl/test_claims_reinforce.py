@@ -1,6 +1,8 @@
 """Claims of the REINFORCE page that tests/rl/test_policy_gradient.py does not already check:
 reward-to-go keeps the expected gradient, and with one terminal reward (γ = 1) the per-token
-return is the sequence reward at every token, so both forms of the loss are the same."""
+return is the sequence reward at every token, so both forms of the loss are the same; a discounted
+return-to-go (γ < 1) gives a biased estimator, of neither ∇J nor the discounted objective's
+gradient, unless each term also carries γ^(t−1)."""
 
 from __future__ import annotations
 
@@ -89,3 +91,31 @@ def test_padding_inside_a_row_is_skipped_not_discounted() -> None:
     mask = torch.tensor([[True, False, False, True]])
     returns = discounted_returns(rewards, mask, 0.5)
     assert_close(returns, torch.tensor([[0.5, 0.0, 0.0, 1.0]]).double())
+
+
+def test_discounted_reward_to_go_is_a_biased_estimator() -> None:
+    """γ < 1 in G_t alone: the expectation is neither ∇E[R] nor ∇E[r1 + γ r2]."""
+    gamma = 0.5
+    discounted = _expected_gradient(lambda r, m: discounted_returns(r, m, gamma))
+    theta1, theta2, seqs, token_rewards = _two_token_problem(0)
+    p = torch.softmax(theta1, -1)[seqs[:, 0]] * torch.softmax(theta2, -1)[seqs[:, 0], seqs[:, 1]]
+    undiscounted = torch.autograd.grad(
+        (p * token_rewards.sum(1)).sum(), (theta1, theta2), retain_graph=True
+    )
+    j_gamma = (p * (token_rewards[:, 0] + gamma * token_rewards[:, 1])).sum()
+    grad_gamma = torch.autograd.grad(j_gamma, (theta1, theta2))
+    # loss gradients are minus the estimate; compare all parameters at once
+    est, true_j, true_jg = (
+        torch.cat([g.flatten() for g in gs]) for gs in (discounted, undiscounted, grad_gamma)
+    )
+    assert (est + true_j).norm() > 1e-3  # not ∇J
+    assert (est + true_jg).norm() > 1e-3  # not ∇ of the discounted objective either
+    # the first step is right for the discounted objective (γ^0 = 1); the bias is in later steps
+    assert_close(discounted[0], -grad_gamma[0])
+
+    # with the factor γ^(t−1) in front of each term it is ∇ of the discounted objective
+    def weighted(r: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return discounted_returns(r, m, gamma) * torch.tensor([1.0, gamma]).double()
+
+    for est, true_jg in zip(_expected_gradient(weighted), grad_gamma, strict=True):
+        assert_close(est, -true_jg)

@@ -7,7 +7,10 @@ outcome reward at the end. Every expectation is a sum over all K^T responses.
 * V(s) = E_{a~π}[Q(s, a)], so the advantage has mean zero under the policy;
 * GAE with λ = 0 and the true V is the advantage exactly, for every sampled token;
 * GAE with λ = 1 (G_t − V(s_t)) is an unbiased one-sample estimate of the advantage;
-* the mean reward of a group of samples is an unbiased estimate of V(x).
+* the mean reward of a group of samples is an unbiased estimate of V(x);
+* with a noisy reward the TD error equals the advantage only on average over the noise;
+* the failed response of the page's GAE example: λ = 0 gives [−0.1, −0.3, −0.2], λ = 0.95 is
+  close to λ = 1's R − V(s_t).
 """
 
 from __future__ import annotations
@@ -122,3 +125,36 @@ def test_group_mean_reward_is_an_unbiased_estimate_of_the_prompt_value() -> None
     pair = probs[:, None] * probs[None, :]
     group_mean = 0.5 * (returns[:, None] + returns[None, :])
     assert_close(float((pair * group_mean).sum()), value(()))
+
+
+def test_noisy_reward_td_error_is_the_advantage_only_on_average() -> None:
+    # outcome + ε, ε = ±0.5 with probability ½ each: same mean, so V, Q and A are unchanged
+    rewards, values, adv = _batch()
+    deltas = []
+    for noise in (0.5, -0.5):
+        noisy = rewards.clone()
+        noisy[:, -1] += noise
+        td, _ = gae(noisy, values, torch.ones_like(noisy), gamma=1.0, lam=0.0)
+        assert (td[:, -1] - adv[:, -1]).abs().min() > 0.4  # one draw is off by ±0.5
+        deltas.append(td)
+    assert_close(0.5 * (deltas[0] + deltas[1]), adv)  # the average over the noise is A
+
+
+def test_failed_response_rows_of_the_page_example() -> None:
+    # the failed response of the page's GAE example: R = 0, critic values 0.6, 0.5, 0.2
+    rewards = torch.zeros(1, 3, dtype=torch.float64)
+    values = torch.tensor([[0.6, 0.5, 0.2]], dtype=torch.float64)
+    mask = torch.ones(1, 3)
+    td, _ = gae(rewards, values, mask, gamma=1.0, lam=0.0)
+    mid, _ = gae(rewards, values, mask, gamma=1.0, lam=0.95)
+    mc, _ = gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    # λ = 0: δ_t = V(s_{t+1}) − V(s_t); token 2 (index 1), where V falls 0.5 → 0.2, is blamed most
+    assert_close(td, torch.tensor([[-0.1, -0.3, -0.2]], dtype=torch.float64))
+    assert int(td.argmin()) == 1
+    # λ = 1: R − V(s_t), the baseline alone
+    assert_close(mc, -values)
+    assert_close(
+        mid, torch.tensor([[-0.5655, -0.49, -0.2]], dtype=torch.float64), atol=5e-5, rtol=0
+    )
+    # λ = 0.95 is much closer to λ = 1 than to λ = 0
+    assert (mid - mc).abs().max() < 0.05 < (mid - td).abs().max()
