@@ -13,7 +13,7 @@ import torch
 
 from snippets.pytorch.gpt import GPT, GPTConfig
 
-__all__ = ["SEP", "ReverseTaskConfig", "gpt_example", "make_reverse_batch"]
+__all__ = ["SEP", "ReverseTaskConfig", "gpt_example", "make_reverse_batch", "train_reverse"]
 
 SEP = 10
 """Separator token between the digits and their reversal; digits are tokens 0-9."""
@@ -80,9 +80,9 @@ def _exact_match(model: GPT, cfg: ReverseTaskConfig, generator: torch.Generator)
 
 
 # --8<-- [start:example]
-def gpt_example(cfg: ReverseTaskConfig | None = None) -> dict[str, float]:
-    """Train on the reversal task, then decode greedily and sample; return the key numbers."""
-    cfg = cfg or ReverseTaskConfig()
+def train_reverse(cfg: ReverseTaskConfig) -> tuple[GPT, list[float], torch.Generator]:
+    """Train a GPT on the reversal task; return it in eval mode, its losses and the generator
+    (in the state training left it, so later sampling is reproducible)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     config = GPTConfig(
@@ -104,6 +104,13 @@ def gpt_example(cfg: ReverseTaskConfig | None = None) -> dict[str, float]:
         optimizer.step()
         losses.append(loss.item())
     model.eval()
+    return model, losses, gen
+
+
+def gpt_example(cfg: ReverseTaskConfig | None = None) -> dict[str, float]:
+    """Train on the reversal task, then decode greedily and sample; return the key numbers."""
+    cfg = cfg or ReverseTaskConfig()
+    model, losses, gen = train_reverse(cfg)
     accuracy = _exact_match(model, cfg, gen)
     digits = [int(c) for c in "31415926535897932384626433832795"[: cfg.n_digits]]
     prompt = torch.tensor([[*digits, SEP]])  # (1, n + 1)

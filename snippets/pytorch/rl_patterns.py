@@ -67,9 +67,13 @@ def response_logprobs(
     logits, _ = model(input_ids)  # (B, L, V)
     # logits[:, t] scores token t + 1
     logits, targets = shift_for_next_token(logits, input_ids)  # (B, L−1, V), (B, L−1)
-    # log π(y_t) = z_{y_t} − logsumexp(z), in float32 even if the forward ran in bf16
-    logp = token_logprobs(logits.float(), targets)  # (B, L−1)
-    return torch.where(mask[:, 1:], logp, torch.zeros_like(logp))  # (B, L−1)
+    scored = mask[:, 1:]  # (B, L−1): the mask shifted like the targets
+    # zero the unscored logits BEFORE the log-softmax: a NaN or inf there would give a NaN
+    # gradient even though the final where hides it from the value
+    safe = torch.where(scored.unsqueeze(-1), logits.float(), 0.0)  # (B, L−1, V) float32
+    # log π(y_t) = z_{y_t} − logsumexp(z); a float32 log-softmax of bf16 logits under autocast
+    logp = token_logprobs(safe, targets)  # (B, L−1)
+    return torch.where(scored, logp, torch.zeros_like(logp))  # (B, L−1)
 
 
 # --8<-- [end:logprobs]

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import pytest
 import torch
+
+
+@contextlib.contextmanager
+def _no_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 def test_backward_of_a_vector_is_a_vector_jacobian_product() -> None:
@@ -32,6 +43,44 @@ def test_second_backward_needs_retain_graph_and_then_accumulates() -> None:
     first = x.grad.clone()
     y.backward()
     torch.testing.assert_close(x.grad, 2 * first)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()  # the last call (without retain_graph) freed the graph
+
+
+def test_three_backwards_need_retain_graph_on_all_but_the_last() -> None:
+    x = torch.tensor(0.5, requires_grad=True)
+    y = torch.exp(x) * x
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=True)
+    y.backward()
+    torch.testing.assert_close(x.grad, 3 * torch.exp(x.detach()) * 1.5)  # 3 · e^x (x + 1)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+
+
+def test_requires_grad_false_on_a_leaf_is_reversible() -> None:
+    w = torch.ones(2, requires_grad=True)
+    w.requires_grad_(False)
+    out = (w * 3).sum()
+    assert out.grad_fn is None and w.grad is None
+    w.requires_grad_(True)
+    (w * 3).sum().backward()
+    assert torch.equal(w.grad, torch.full((2,), 3.0))
+
+
+def test_an_intermediate_keeps_its_grad_only_with_retain_grad() -> None:
+    for keep in (False, True):
+        w = torch.tensor([1.0, -2.0], requires_grad=True)
+        h = w * 2
+        if keep:
+            h.retain_grad()
+        (h**2).sum().backward()
+        assert torch.equal(w.grad, 8 * w.detach())
+        with pytest.warns(UserWarning, match="not a leaf") if not keep else _no_warning():
+            h_grad = h.grad
+        assert (h_grad is not None) == keep
+        if keep:
+            assert torch.equal(h_grad, 4 * w.detach())
 
 
 def test_a_tensor_used_twice_gets_the_sum_of_both_gradients() -> None:

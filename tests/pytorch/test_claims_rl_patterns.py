@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from snippets.pytorch.gpt import GPT, GPTConfig
 from snippets.pytorch.rl_patterns import frozen_copy, response_logprobs
+from snippets.rl.logprobs import token_logprobs
 
 CONFIG = GPTConfig(vocab_size=13, block_size=10, n_layer=1, n_head=2, n_embd=16)
 
@@ -71,6 +74,144 @@ def test_multiplying_by_a_mask_keeps_nan_but_where_drops_it() -> None:
     mask = torch.tensor([True, False])
     assert torch.isnan((x * mask).sum())
     assert torch.where(mask, x, torch.zeros_like(x)).sum().item() == 1.0
+
+    # the value is not the gradient: a NaN logit row at a masked position
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 3, 5, generator=gen)
+    logits[0, 2] = float("nan")
+    logits.requires_grad_(True)
+    tokens = torch.tensor([[1, 2, 3]])
+    scored = torch.tensor([[True, True, False]])
+
+    def masked_sum(z: torch.Tensor) -> torch.Tensor:
+        logp = token_logprobs(z, tokens)
+        return torch.where(scored, logp, torch.zeros_like(logp)).sum()
+
+    after = masked_sum(logits)  # where only AFTER the log-softmax
+    (grad_after,) = torch.autograd.grad(after, logits)
+    assert torch.isfinite(after)
+    assert torch.isnan(grad_after[0, 2]).all() and torch.isfinite(grad_after[0, :2]).all()
+
+    before = masked_sum(torch.where(scored.unsqueeze(-1), logits, 0.0))  # logits masked first
+    (grad_before,) = torch.autograd.grad(before, logits)
+    assert before.item() == after.item()
+    assert torch.isfinite(grad_before).all() and (grad_before[0, 2] == 0).all()
+    torch.testing.assert_close(grad_before[0, :2], grad_after[0, :2])
+
+
+class _LogitTable(nn.Module):
+    """Stands in for a causal LM: position t's logits are row t of a table, whatever the ids."""
+
+    def __init__(self, length: int, vocab: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(
+            torch.randn(length, vocab, generator=torch.Generator().manual_seed(0))
+        )
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.table[: ids.shape[1]].expand(ids.shape[0], -1, -1), None  # (B, L, V)
+
+
+def test_response_logprobs_keeps_the_gradient_finite_with_nan_padding_logits() -> None:
+    model = _LogitTable(length=6, vocab=5)
+    with torch.no_grad():
+        model.table[4] = float("nan")  # position 4 scores token 5, padding in both rows
+    ids = torch.zeros(2, 6, dtype=torch.long)
+    mask = torch.tensor([[0, 0, 1, 1, 0, 0], [0, 1, 1, 1, 1, 0]]).bool()
+    logp = response_logprobs(model, ids, mask)
+    assert torch.isfinite(logp).all()
+    logp.sum().backward()
+    assert torch.isfinite(model.table.grad).all() and (model.table.grad[4] == 0).all()
+
+
+def test_an_overflowing_padding_logit_poisons_the_head_unless_masked_first() -> None:
+    # finite weights and hidden states, but the head overflows to ±inf at a padded position
+    torch.manual_seed(0)
+    head = nn.Linear(4, 5, bias=False)
+    with torch.no_grad():
+        head.weight.mul_(100)
+    tokens = torch.tensor([[1, 2, 3]])
+    scored = torch.tensor([[True, True, False]])
+    for mask_first in (False, True):
+        head.zero_grad()
+        hidden = torch.randn(1, 3, 4, generator=torch.Generator().manual_seed(0))
+        hidden[0, 2] = 1e37
+        hidden.requires_grad_(True)
+        logits = head(hidden)  # (1, 3, 5)
+        assert torch.isinf(logits[0, 2]).any() and torch.isfinite(logits[0, :2]).all()
+        if mask_first:
+            logits = torch.where(scored.unsqueeze(-1), logits, 0.0)
+        logp = token_logprobs(logits, tokens)
+        value = torch.where(scored, logp, torch.zeros_like(logp)).sum()
+        value.backward()
+        assert torch.isfinite(value)  # the value is clean either way
+        clean = torch.isfinite(head.weight.grad).all() and torch.isfinite(hidden.grad).all()
+        assert bool(clean) == mask_first
+
+
+def test_a_nan_hidden_state_reaches_the_head_gradient_whatever_the_mask() -> None:
+    # dW = sum_t g_t h_t^T: a zero upstream gradient times a NaN hidden state is still NaN
+    torch.manual_seed(0)
+    head = nn.Linear(4, 5, bias=False)
+    hidden = torch.randn(1, 3, 4)
+    hidden[0, 2] = float("nan")
+    tokens = torch.tensor([[1, 2, 3]])
+    scored = torch.tensor([[True, True, False]])
+    logits = torch.where(scored.unsqueeze(-1), head(hidden), 0.0)  # masked before the softmax
+    logp = token_logprobs(logits, tokens)
+    torch.where(scored, logp, torch.zeros_like(logp)).sum().backward()
+    assert torch.isnan(head.weight.grad).all()
+
+
+def test_a_frozen_copy_builds_no_graph_even_outside_no_grad() -> None:
+    policy = _policy()
+    ids = torch.randint(0, CONFIG.vocab_size, (2, 6), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    frozen = response_logprobs(frozen_copy(policy), ids, mask)  # no torch.no_grad() here
+    assert frozen.grad_fn is None and not frozen.requires_grad
+    unfrozen = copy.deepcopy(policy).eval()  # a copy that still requires grad
+    assert response_logprobs(unfrozen, ids, mask).grad_fn is not None
+
+
+def _bf16_head_errors(scale: float) -> dict[str, float]:
+    """Max |error| of token log-probs against float64 when the LM head runs under bf16 autocast."""
+    gen = torch.Generator().manual_seed(0)
+    n, d, v = 256, 32, 256
+    hidden = torch.randn(n, d, generator=gen)  # (N, d)
+    head = torch.randn(v, d, generator=gen) * scale / d**0.5  # (V, d): logits of std ~scale
+    tokens = torch.randint(0, v, (1, n), generator=gen)  # (1, N)
+    exact = token_logprobs((hidden.double() @ head.double().T)[None], tokens)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        low = hidden @ head.T  # (N, V) bfloat16
+    assert low.dtype == torch.bfloat16
+    variants = {
+        "fp32 head": token_logprobs((hidden @ head.T)[None], tokens),
+        "bf16 logits, fp32 log-softmax": token_logprobs(low.float()[None], tokens),
+        "all bf16": token_logprobs(low[None], tokens),
+    }
+    return {k: (x.double() - exact).abs().max().item() for k, x in variants.items()}
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, 10.0])
+def test_casting_bf16_logits_removes_only_part_of_the_error(scale: float) -> None:
+    errors = _bf16_head_errors(scale)
+    assert errors["fp32 head"] < 1e-4
+    # the cast helps, but the logits' own bf16 rounding stays: far above the fp32 head
+    assert errors["bf16 logits, fp32 log-softmax"] < errors["all bf16"]
+    assert errors["bf16 logits, fp32 log-softmax"] > 100 * errors["fp32 head"]
+    assert errors["bf16 logits, fp32 log-softmax"] > 0.005
+
+
+def test_bf16_error_grows_with_the_logit_scale() -> None:
+    cast = [_bf16_head_errors(s)["bf16 logits, fp32 log-softmax"] for s in (1.0, 3.0, 10.0)]
+    assert cast[0] < cast[1] < cast[2]
+
+
+def test_bf16_has_float32_range_so_small_gradients_do_not_underflow() -> None:
+    assert torch.finfo(torch.bfloat16).tiny == torch.finfo(torch.float32).tiny
+    small = torch.tensor([1e-8, 1e-20])  # gradient-sized values
+    assert (small.to(torch.float16) == 0).all()  # below fp16's smallest subnormal 2^-24
+    assert (small.to(torch.bfloat16) != 0).all()
 
 
 def test_frozen_param_with_stale_zero_grad_still_moves_under_adamw() -> None:
