@@ -114,7 +114,7 @@ def rejection_sample_mask(
         # rank of each response in its row, 0 = best; a stable sort puts the lower index first
         order = torch.sort(rewards, dim=1, descending=True, stable=True).indices  # (P, N)
         rank = torch.empty_like(order)  # (P, N)
-        positions = torch.arange(rewards.shape[1]).expand_as(order)  # (P, N)
+        positions = torch.arange(rewards.shape[1], device=rewards.device).expand_as(order)  # (P, N)
         rank.scatter_(1, order, positions)  # rank[p, order[p, j]] = j
         keep &= rank < k  # (P, N)
     if threshold is not None:
@@ -199,7 +199,7 @@ def best_of_n_kl(base_probs: torch.Tensor, rewards: torch.Tensor, n: int) -> tor
 
 
 def best_of_n_kl_bound(n: int) -> float:
-    """The often-quoted KL of best-of-n, log n − (n − 1)/n: exact only without ties
+    """The often-quoted KL of best-of-n, log n − (n − 1)/n: exact only for a base without atoms
     (a continuous reward distribution), an upper bound otherwise (Beirami et al. 2024)."""
     check_int("n", n)
     # KL_bound = log n − (n − 1)/n

@@ -161,7 +161,8 @@ def _expected_gradients(group: int) -> dict[str, torch.Tensor]:
         [torch.autograd.grad(logp[k], theta, retain_graph=True)[0] for k in range(4)]
     )  # (K, K) ∇ log π(k)
     probs = logp.exp().detach()
-    out = {name: torch.zeros(4, dtype=F64) for name in ("sft", "reinforce", "rloo")}
+    out = {name: torch.zeros(4, dtype=F64) for name in ("sft", "reinforce", "rloo", "pooled")}
+    out["kept"] = torch.zeros((), dtype=F64)
     for draw in itertools.product(range(4), repeat=group):
         idx = torch.tensor(draw)
         weight = probs[idx].prod()  # P(y_1, ..., y_N)
@@ -169,6 +170,8 @@ def _expected_gradients(group: int) -> dict[str, torch.Tensor]:
         kept = reward.bool()
         if kept.any():  # −∇L_SFT = (1/|K|) Σ_kept ∇ log π(y_i); 0 if nothing is kept
             out["sft"] += weight * scores[idx][kept].mean(dim=0)
+            out["pooled"] += weight * scores[idx][kept].sum(dim=0)  # before one batch-wide 1/|K|
+            out["kept"] += weight * kept.sum()
         out["reinforce"] += weight * (reward[:, None] * scores[idx]).mean(dim=0)
         adv = rloo_advantages(reward[None])[0]  # (N,)
         out["rloo"] += weight * (adv[:, None] * scores[idx]).mean(dim=0)
@@ -191,6 +194,10 @@ def test_expected_filtered_sft_gradient(group: int) -> None:
     # E[REINFORCE with reward 1{pass}, mean over the N samples] = ∇ p, and RLOO's too
     assert_close(g["reinforce"], g["grad_p"])
     assert_close(g["rloo"], g["grad_p"])
+    # Pooled over a large batch under one 1/|K|: E[Σ_kept ∇ log π] = N ∇p and E[|K|] = N p,
+    # so every prompt enters as ∇p (REINFORCE's weighting), the batch scaled by 1/E[|K|]
+    assert_close(g["pooled"], group * g["grad_p"])
+    assert_close(g["kept"], group * p)
 
 
 def test_token_mean_sft_is_token_mean_reinforce_times_tokens_over_kept_tokens() -> None:

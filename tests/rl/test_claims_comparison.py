@@ -53,6 +53,14 @@ def test_grpo_is_dr_grpo_divided_by_the_group_std() -> None:
     page = grpo_advantages(PAGE_REWARDS)
     assert_close(page[0, 0].item(), 1.5, atol=1e-5, rtol=0.0)
     assert_close(page[1, 0].item(), 0.5, atol=1e-5, rtol=0.0)
+    # both mixed groups have std 0.5, so the 3:1 ratio is already in Dr. GRPO (centring)
+    dr = grpo_advantages(PAGE_REWARDS, scale_by_std=False)
+    assert_close(PAGE_REWARDS[:2].std(dim=1), torch.full((2,), 0.5, dtype=PAGE_REWARDS.dtype))
+    assert_close((dr[0, 0] / dr[1, 0]).item(), 3.0)
+    # a half-solved group has a larger std (0.577): there the division changes the weight
+    half = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert_close(grpo_advantages(half)[0, 0].item(), 0.866, atol=1e-3, rtol=0.0)
+    assert_close(grpo_advantages(half, scale_by_std=False)[0, 0].item(), 0.5)
 
 
 def test_all_equal_group_is_zero_for_group_methods_only() -> None:
