@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snippets._checks import check_int, check_ndim, check_shape
+
 __all__ = ["MLP2D", "MLPConfig", "accuracy", "make_moons", "mlp_classification"]
 
 
@@ -20,8 +22,7 @@ def make_moons(
 
     Class 0: (cos θ, sin θ); class 1: (1 − cos θ, ½ − sin θ), θ ~ U(0, π), plus N(0, noise²).
     """
-    if n < 2:
-        raise ValueError(f"n must be >= 2, got {n}")
+    check_int("n", n, low=2)
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     y = torch.arange(n) % 2  # (n,) alternating labels: balanced classes
@@ -56,6 +57,9 @@ class MLPConfig:
     seed: int = 0
     """Seeds data and initialisation."""
 
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps)  # 0 steps would leave no loss to report
+
 
 class MLP2D(nn.Module):
     """2 -> hidden -> hidden -> 2 with ReLU. ``x (N, 2)`` -> logits ``(N, 2)``."""
@@ -75,6 +79,8 @@ class MLP2D(nn.Module):
 @torch.no_grad()
 def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of ``X (N, 2)`` whose argmax logit equals ``y (N,)``."""
+    check_ndim("X", X, 2, "(N, 2)")
+    check_shape("y", y, (len(X),), "(N,)")  # a (N, 1) y would broadcast to (N, N)
     return (model(X).argmax(dim=1) == y).float().mean().item()
 
 

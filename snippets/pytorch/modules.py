@@ -7,7 +7,14 @@ import io
 import torch
 from torch import nn
 
-from snippets._checks import check_float, check_ndim
+from snippets._checks import (
+    check_float,
+    check_int,
+    check_interval,
+    check_ndim,
+    check_positive,
+    check_shape,
+)
 
 __all__ = ["BrokenStack", "RunningNorm", "count_params", "module_demo"]
 
@@ -27,6 +34,9 @@ class RunningNorm(nn.Module):
     """
 
     def __init__(self, dim: int, momentum: float = 0.1) -> None:
+        check_int("dim", dim)
+        check_positive("momentum", momentum)  # 0 would freeze the statistics at zero
+        check_interval("momentum", momentum, 0.0, 1.0)  # above 1 the average overshoots
         super().__init__()
         self.momentum = momentum  # a plain attribute: neither trained nor saved
         self.scale = nn.Parameter(torch.ones(dim))  # (D,)
@@ -36,6 +46,7 @@ class RunningNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float("x", x)
         check_ndim("x", x, 2, "(N, D)")
+        check_shape("x", x, (x.shape[0], self.running_mean.numel()), "(N, D)")  # D = dim
         if self.training:  # statistics are updated in train mode only
             with torch.no_grad():
                 # μ ← (1 − m) μ + m · mean(x)

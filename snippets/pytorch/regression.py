@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from snippets._checks import check_float, check_ndim, check_shape
+from snippets._checks import check_float, check_int, check_ndim, check_shape
 
 __all__ = [
     "RegressionConfig",
@@ -39,6 +39,9 @@ class RegressionConfig:
     seed: int = 0
     """Seeds the data and the initialisation."""
 
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps)  # 0 steps would leave no loss to report
+
 
 # --8<-- [end:config]
 
@@ -64,6 +67,7 @@ def least_squares(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float
     """
     check_float("X", X)
     check_ndim("X", X, 2, "(N, D)")
+    check_float("y", y)
     check_shape("y", y, (X.shape[0],), "(N,)")
     A = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], dim=1)  # (N, D + 1)
     theta = torch.linalg.lstsq(A, y.unsqueeze(1)).solution.squeeze(1)  # (D + 1,)

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from snippets._checks import check_int, check_interval, check_same_shape, check_shape
+
 __all__ = [
     "Run",
     "SineDataset",
@@ -85,18 +87,23 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
 
     With W = warmup_steps, S = total_steps and r = min_ratio::
 
-        m(s) = (s + 1) / W                                     for s < W
-        m(s) = r + (1 − r) · ½ (1 + cos(π (s − W) / (S − 1 − W)))  for W ≤ s
+        c(s) = (s + 1) / W                                     for s < W
+        c(s) = r + (1 − r) · ½ (1 + cos(π (s − W) / (S − 1 − W)))  for W ≤ s
 
     Step 0 already has a non-zero LR; the last step, S − 1, has exactly r (and so do later ones).
     """
-    if not 0 <= warmup_steps < total_steps:
+    check_int("step", step, low=0)
+    check_int("total_steps", total_steps)
+    check_int("warmup_steps", warmup_steps, low=0)
+    if warmup_steps >= total_steps:
         raise ValueError(
             f"warmup_steps must be in [0, total_steps={total_steps}), got {warmup_steps}"
         )
+    check_interval("min_ratio", min_ratio, 0.0, 1.0)  # a floor above 1 would exceed the peak
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps))
+    span = total_steps - 1 - warmup_steps  # decay steps after the first one
+    progress = 1.0 if span == 0 else min(1.0, (step - warmup_steps) / span)  # span 0: at the floor
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -166,9 +173,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """MSE of ``model`` on ``x (N, 1)``, ``y (N, 1)`` in eval mode, without building a graph."""
     was_training = model.training
     model.eval()  # dropout off: deterministic predictions
-    loss = F.mse_loss(model(x), y).item()
+    pred = model(x)  # (N, 1)
     model.train(was_training)
-    return loss
+    check_same_shape("y", y, "model(x)", pred)  # a (N,) y would broadcast to (N, N)
+    return F.mse_loss(pred, y).item()
 
 
 # --8<-- [end:loop]
@@ -217,7 +225,8 @@ def accumulate_gradients(
     | Argument      | Shape    | Meaning                                         |
     |---------------|----------|-------------------------------------------------|
     | x             | (N, ...) | inputs of the whole batch                       |
-    | y             | (N, ...) | targets of the whole batch                      |
+    | y             | (N, ...) | targets of the whole batch (for the default MSE: |
+    |               |          | the shape of model(x))                          |
     | micro_batches | int      | k, must divide N                                |
     | **returns**   | float    | the mean loss over the whole batch              |
 
@@ -225,12 +234,16 @@ def accumulate_gradients(
     of the full batch would (zero the grads first). Needs a loss that is a mean.
     """
     n = x.shape[0]
+    check_shape("y", y, (n, *y.shape[1:]), "(N, ...) with x's N")
     if not isinstance(micro_batches, int) or micro_batches < 1 or n % micro_batches:
         raise ValueError(f"micro_batches must be an int >= 1 dividing N={n}, got {micro_batches}")
     total = 0.0
     for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches), strict=True):
+        pred = model(xb)  # (N / k, ...)
+        if loss_fn is F.mse_loss:  # elementwise: a (N,) y against (N, 1) would broadcast
+            check_same_shape("y micro-batch", yb, "model(x micro-batch)", pred)
         # ∇ (1/N) Σ_i ℓ_i = Σ_k (1/k) ∇ (k/N) Σ_{i ∈ slice k} ℓ_i
-        loss = loss_fn(model(xb), yb) / micro_batches  # ()
+        loss = loss_fn(pred, yb) / micro_batches  # ()
         loss.backward()  # .grad += ∇ loss
         total += loss.item()
     return total
@@ -245,16 +258,20 @@ def training_loop_demo(cfg: TrainConfig | None = None) -> dict[str, object]:
     cfg = cfg or TrainConfig()
     run = make_run(cfg)
     data = run.loader.dataset
-    lrs = [run.optimizer.param_groups[0]["lr"]]
-    before = evaluate(run.model, data.x, data.y)
+    # fresh points from the same distribution; seed + 2 is used by nothing else
+    held_out = SineDataset(cfg.n_samples, torch.Generator().manual_seed(cfg.seed + 2))
+    lrs = [run.optimizer.param_groups[0]["lr"]]  # lrs[0]: before any step; lrs[e]: after epoch e
+    before = evaluate(run.model, held_out.x, held_out.y)
     history = []
     for epoch in range(cfg.epochs):
         history += train_epochs(run, epoch, epoch + 1)
         lrs.append(run.optimizer.param_groups[0]["lr"])
-    after = evaluate(run.model, data.x, data.y)
-    print(f"eval MSE before {before:.4f} -> after {after:.4f} (noise floor 0.01)")
-    print("train loss per epoch:", [round(h, 4) for h in history[::3]], "...")
-    print("lr at epoch ends:", [f"{lr:.4f}" for lr in lrs[::3]])
+    after = evaluate(run.model, held_out.x, held_out.y)
+    print(f"held-out MSE (eval mode) before {before:.4f} -> after {after:.4f} (noise floor 0.01)")
+    print(f"lr before the first step: {lrs[0]:.4f}")
+    for e in range(1, cfg.epochs + 1, 3):  # every third epoch, 1-based
+        loss, lr = history[e - 1], lrs[e]
+        print(f"epoch {e:2d}: mean train loss (dropout on) {loss:.4f}, lr after {lr:.4f}")
 
     # stop after half the epochs, save, rebuild from scratch, load, finish: identical weights
     half = cfg.epochs // 2

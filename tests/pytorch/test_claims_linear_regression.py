@@ -66,3 +66,27 @@ def test_out_of_place_update_under_no_grad_loses_the_leaf() -> None:
     with torch.no_grad():
         w = w - 0.1 * w.grad
     assert not w.requires_grad  # the next loss would not reach it
+
+
+def _hessian_of_features(X: torch.Tensor) -> torch.Tensor:
+    A = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], dim=1)  # (N, D + 1)
+    return 2 / len(A) * A.T @ A
+
+
+def test_standardised_but_correlated_features_still_spread_the_curvature() -> None:
+    gen = torch.Generator().manual_seed(0)
+    Z = torch.randn(4096, 3, generator=gen, dtype=torch.float64)
+    Z = Z - Z.mean(0)
+    Z = Z @ torch.linalg.inv(torch.linalg.cholesky(Z.T @ Z / len(Z))).T  # exactly white
+    rho = 0.9
+    C = torch.full((3, 3), rho, dtype=torch.float64).fill_diagonal_(1.0)
+    X = Z @ torch.linalg.cholesky(C).T  # mean 0, variance 1, pairwise correlation rho
+    torch.testing.assert_close(X.T @ X / len(X), C)  # standardised, yet correlated
+    eig = torch.linalg.eigvalsh(_hessian_of_features(X))
+    expected = torch.tensor([2 * (1 - rho), 2 * (1 - rho), 2.0, 2 * (1 + 2 * rho)]).double()
+    torch.testing.assert_close(eig, expected)  # 0.2, 0.2, 2 (bias), 5.6
+    assert round(2 / eig.max().item(), 2) == 0.36
+    # whitening (Z itself) removes the correlations: every eigenvalue 2, threshold 1
+    torch.testing.assert_close(
+        torch.linalg.eigvalsh(_hessian_of_features(Z)), 2 * torch.ones(4).double()
+    )

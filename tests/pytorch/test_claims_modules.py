@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -96,3 +97,26 @@ def test_layernorm_is_the_same_in_train_and_eval() -> None:
     torch.manual_seed(0)
     ln, x = nn.LayerNorm(5), torch.randn(3, 5)
     assert torch.equal(ln.train()(x), ln.eval()(x))
+
+
+def test_strict_false_still_raises_on_a_shape_mismatch() -> None:
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        nn.Linear(3, 2).load_state_dict({"weight": torch.zeros(4, 3)}, strict=False)
+
+
+def test_a_new_head_with_the_old_key_names_loads_after_dropping_those_keys() -> None:
+    torch.manual_seed(0)
+    old = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 10))  # backbone + 10-class head
+    new = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))  # same names, 3 classes
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        new.load_state_dict(old.state_dict(), strict=False)
+    backbone = {k: v for k, v in old.state_dict().items() if not k.startswith("1.")}
+    report = new.load_state_dict(backbone, strict=False)
+    assert report.missing_keys == ["1.weight", "1.bias"] and report.unexpected_keys == []
+    assert torch.equal(new[0].weight, old[0].weight)
+
+
+def test_an_ema_momentum_above_one_overshoots_the_batch_mean() -> None:
+    mu, batch_mean = torch.zeros(3), torch.ones(3)
+    assert mu.lerp(batch_mean, 5.0).tolist() == [5.0, 5.0, 5.0]  # past the target 1.0
+    assert mu.lerp(batch_mean, 1.0).tolist() == [1.0, 1.0, 1.0]  # m = 1: exactly the mean

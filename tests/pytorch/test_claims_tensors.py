@@ -79,3 +79,17 @@ def test_to_returns_the_same_tensor_when_nothing_changes() -> None:
     a = torch.zeros(2)
     assert a.to("cpu") is a and a.to(torch.float32) is a
     assert a.to(torch.float64) is not a
+
+
+def test_boolean_mask_flattens_only_the_dimensions_it_covers() -> None:
+    x = torch.randn(4, 5)
+    full = x > 0  # (4, 5): x's full shape
+    assert x[full].shape == (int(full.sum()),)
+    rows = torch.tensor([True, False, True, True])  # (B,) on (B, T)
+    assert x[rows].shape == (3, 5)
+    assert torch.equal(x[rows], x[[0, 2, 3]])  # whole rows, in order
+
+
+def test_sequence_advantage_times_a_single_token_column_broadcasts_to_b_by_b() -> None:
+    adv, logp = torch.randn(3), torch.randn(3, 1)  # T = 1
+    assert (adv * logp).shape == (3, 3)  # no error: every advantage times every row

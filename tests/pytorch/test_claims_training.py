@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from snippets.pytorch.training import SineDataset
+
 
 def test_adamw_matches_the_written_update() -> None:
     gen = torch.Generator().manual_seed(0)
@@ -110,3 +112,35 @@ def test_dataloader_workers_get_different_torch_and_numpy_seeds() -> None:
     assert draws[0, 0] != draws[1, 0] and draws[0, 1] != draws[1, 1]
     again = torch.cat(list(loader))
     assert not torch.equal(draws, again)  # a new base seed each epoch, from the generator
+
+
+def test_adamw_decay_is_scaled_by_the_scheduled_lr() -> None:
+    p = nn.Parameter(torch.ones(4, dtype=torch.float64))
+    optimizer = torch.optim.AdamW([p])  # defaults: lr 1e-3, weight_decay 1e-2
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 if s == 0 else 0.5)
+    p.grad = torch.zeros_like(p)  # no gradient: only the decay moves the weight
+    optimizer.step()
+    torch.testing.assert_close(p.detach(), torch.full_like(p, 1 - 1e-5))
+    scheduler.step()  # the schedule halves the learning rate
+    optimizer.step()
+    torch.testing.assert_close(p.detach(), torch.full_like(p, (1 - 1e-5) * (1 - 0.5e-5)))
+
+
+def test_other_modules_read_the_training_flag() -> None:
+    torch.manual_seed(0)
+    x = torch.full((1000,), -1.0)
+    rrelu = nn.RReLU()
+    assert rrelu(x).unique().numel() > 1  # train: a random slope per element
+    rrelu.eval()
+    assert rrelu(x).unique().numel() == 1  # eval: one fixed slope
+    lstm = nn.LSTM(4, 8, num_layers=2, dropout=0.5)
+    seq = torch.randn(5, 1, 4)
+    assert not torch.equal(lstm(seq)[0], lstm(seq)[0])  # dropout between the layers
+    lstm.eval()
+    assert torch.equal(lstm(seq)[0], lstm(seq)[0])
+
+
+def test_the_true_function_scores_about_the_noise_variance_on_held_out_points() -> None:
+    held_out = SineDataset(256, torch.Generator().manual_seed(2))  # the demo's held-out set
+    mse = ((torch.sin(held_out.x) - held_out.y) ** 2).mean().item()
+    assert mse == pytest.approx(0.1**2, rel=0.2)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from snippets.pytorch.mlp import MLPConfig, make_moons, mlp_classification
+from snippets.pytorch.mlp import MLP2D, MLPConfig, accuracy, make_moons, mlp_classification
 
 
 def test_mlp_separates_held_out_moons() -> None:
@@ -42,3 +42,30 @@ def test_make_moons_rejects_bad_arguments() -> None:
         make_moons(1, 0.1, gen)
     with pytest.raises(ValueError, match="noise"):
         make_moons(10, -0.1, gen)
+
+
+def test_zero_steps_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        MLPConfig(steps=0)
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        make_moons(2.5, 0.1, torch.Generator())
+
+
+def test_accuracy_refuses_a_column_of_labels() -> None:
+    X, y = make_moons(100, 0.1, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = MLP2D(8)
+    assert 0.0 <= accuracy(model, X, y) <= 1.0
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\)"):
+        accuracy(model, X, y.unsqueeze(1))  # (N, 1) == (N,) would compare all N² pairs
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 2\)"):
+        accuracy(model, X[0], y)
+
+
+def test_a_column_of_labels_would_broadcast_to_every_pair() -> None:
+    # the bug accuracy guards against: (N,) == (N, 1) is an (N, N) table, mean near 1/2
+    pred = torch.tensor([0, 1, 0, 1])
+    y = pred.clone()
+    assert (pred == y).float().mean().item() == 1.0
+    assert (pred == y.unsqueeze(1)).shape == (4, 4)
+    assert (pred == y.unsqueeze(1)).float().mean().item() == 0.5

@@ -54,3 +54,17 @@ def test_running_norm_rejects_bad_input() -> None:
         RunningNorm(3)(torch.zeros(3))
     with pytest.raises(ValueError, match="x"):
         RunningNorm(3)(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_running_norm_rejects_a_feature_count_and_momentum_it_cannot_use() -> None:
+    with pytest.raises(ValueError, match=r"x must have shape \(N, D\) = \(2, 3\)"):
+        RunningNorm(3)(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="momentum must be in"):
+        RunningNorm(3, momentum=5.0)
+    with pytest.raises(ValueError, match="momentum must be > 0"):
+        RunningNorm(3, momentum=0.0)
+    with pytest.raises(ValueError, match="dim must be a positive int"):
+        RunningNorm(0)
+    norm = RunningNorm(3, momentum=1.0)  # the upper end is allowed: mean of the last batch
+    norm(torch.full((2, 3), 4.0))
+    assert norm.running_mean.tolist() == [4.0, 4.0, 4.0]

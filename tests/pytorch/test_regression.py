@@ -51,3 +51,10 @@ def test_least_squares_rejects_bad_shapes() -> None:
         least_squares(torch.zeros(5, 2), torch.zeros(4))
     with pytest.raises(ValueError, match="X"):
         least_squares(torch.zeros(5), torch.zeros(5))
+
+
+def test_zero_steps_and_integer_targets_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        RegressionConfig(steps=0)
+    with pytest.raises(ValueError, match="y must be a floating-point tensor"):
+        least_squares(torch.randn(5, 2), torch.arange(5))

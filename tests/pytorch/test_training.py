@@ -101,12 +101,12 @@ def test_resuming_without_rng_state_diverges(tmp_path: Path) -> None:
 
 def test_warmup_cosine_shape() -> None:
     W, S, r = 4, 21, 0.1
-    m = [warmup_cosine(s, W, S, r) for s in range(S)]
-    assert m[:W] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert m[W] == pytest.approx(1.0) and m[-1] == pytest.approx(r)
-    assert all(a >= b for a, b in zip(m[W:], m[W + 1 :], strict=False))
+    c = [warmup_cosine(s, W, S, r) for s in range(S)]
+    assert c[:W] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert c[W] == pytest.approx(1.0) and c[-1] == pytest.approx(r)
+    assert all(a >= b for a, b in zip(c[W:], c[W + 1 :], strict=False))
     # halfway through the decay (s = W + (S − 1 − W)/2 = 12) cos = 0: r + (1 − r)/2
-    assert m[12] == pytest.approx(r + (1 - r) / 2)
+    assert c[12] == pytest.approx(r + (1 - r) / 2)
     assert warmup_cosine(100, W, S, r) == pytest.approx(r)  # stays at the floor after S
 
 
@@ -135,6 +135,7 @@ def test_training_loop_demo_learns_and_resumes() -> None:
     assert out["resume_identical"] is True
     assert out["accumulation_gap"] < 1e-6
     assert out["lrs"][-1] == pytest.approx(0.1 * 1e-2)
+    assert out["lrs"][0] == pytest.approx(1e-2 / 10)  # before any step: c(0) = 1/W of the peak
 
 
 def test_bad_arguments_name_themselves() -> None:
@@ -148,3 +149,41 @@ def test_bad_arguments_name_themselves() -> None:
         SineDataset(0, torch.Generator())
     with pytest.raises(ValueError, match="warmup_steps"):
         warmup_cosine(0, warmup_steps=10, total_steps=10)
+
+
+def test_warmup_cosine_rejects_arguments_it_cannot_use() -> None:
+    with pytest.raises(ValueError, match="step must be an int >= 0"):
+        warmup_cosine(-5, 0, 10)
+    with pytest.raises(ValueError, match="total_steps must be a positive int"):
+        warmup_cosine(0, 0, 0)
+    with pytest.raises(ValueError, match="warmup_steps must be an int >= 0"):
+        warmup_cosine(0, -1, 10)
+    with pytest.raises(ValueError, match=r"min_ratio must be in \[0.0, 1.0\]"):
+        warmup_cosine(9, 0, 10, min_ratio=2.0)
+    # the last step, S − 1, is at the floor even when it is the only step after the warm-up
+    assert warmup_cosine(0, 0, 1) == pytest.approx(0.1)
+    assert [warmup_cosine(s, 2, 3) for s in range(3)] == pytest.approx([0.5, 1.0, 0.1])
+
+
+def test_evaluate_refuses_a_target_that_would_broadcast() -> None:
+    model = _model()  # 3 -> 2
+    x = torch.zeros(8, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"y must have the same shape as model\(x\) \(8, 2\)"):
+        evaluate(model, x, torch.zeros(8, dtype=torch.float64))
+    model.train()
+    with pytest.raises(ValueError):
+        evaluate(model, x, torch.zeros(8, 1, dtype=torch.float64))
+    assert model.training  # the mode is restored even when the check fails
+
+
+def test_accumulate_gradients_refuses_mismatched_targets() -> None:
+    model = _model()  # 3 -> 2
+    x = torch.zeros(8, 3, dtype=torch.float64)
+    for n in (6, 12):  # y shorter or longer than x
+        with pytest.raises(ValueError, match=r"y must have shape \(N, \.\.\.\) with x's N"):
+            accumulate_gradients(model, x, torch.zeros(n, 2, dtype=torch.float64), 4)
+    with pytest.raises(ValueError, match=r"y micro-batch must have the same shape"):
+        accumulate_gradients(model, x, torch.zeros(8, dtype=torch.float64), 4)
+    # a custom loss may compare different shapes (class ids against logits): not refused
+    ids = torch.tensor([0, 1] * 4)
+    assert accumulate_gradients(model, x, ids, 4, loss_fn=F.cross_entropy) > 0
