@@ -24,7 +24,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-from snippets._checks import check_int
+from snippets._checks import (
+    check_float,
+    check_int,
+    check_ndim,
+    check_same_shape,
+    check_shape,
+)
 from snippets.pytorch.gpt import (
     GPT,
     CausalSelfAttention,
@@ -47,6 +53,68 @@ __all__ = [
 def _check_float_dtype(name: str, dtype: torch.dtype) -> None:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"{name} must be a floating-point torch.dtype, got {dtype!r}")
+
+
+def _check_slot(cache: KVCache, layer: int, start: int, T: int) -> None:
+    """``layer`` exists, ``start`` is the next free position, and ``T`` new positions fit.
+
+    ``cache.length`` advances only after the last layer has written its keys (in
+    ``forward_with_cache``), so every layer of one step sees ``start == cache.length``.
+    """
+    check_int("layer", layer, low=0)
+    if layer >= cache.n_layer:
+        raise ValueError(f"layer must be in [0, {cache.n_layer}) (n_layer), got {layer}")
+    check_int("start", start, low=0)
+    if start != cache.length:
+        raise ValueError(
+            f"start must equal cache.length={cache.length} (the next free position; the "
+            f"length advances after the last layer), got {start}"
+        )
+    if start + T > cache.max_len:
+        raise ValueError(f"start + T = {start + T} > cache max_len={cache.max_len}")
+
+
+def _check_update(
+    cache: KVCache, layer: int, start: int, k_new: torch.Tensor, v_new: torch.Tensor
+) -> None:
+    layout = "(B, nh, T, hs)"
+    check_float("k_new", k_new)
+    check_ndim("k_new", k_new, 4, layout)
+    T = k_new.size(2)
+    if T == 0:
+        raise ValueError("k_new must hold at least one new position, got T=0")
+    check_shape("k_new", k_new, (cache.batch_size, cache.n_head, T, cache.head_size), layout)
+    check_same_shape("v_new", v_new, "k_new", k_new)
+    for name, t in (("k_new", k_new), ("v_new", v_new)):
+        if t.dtype != cache.dtype:  # an in-place write would cast silently
+            raise ValueError(f"{name} must have the cache dtype {cache.dtype}, got {t.dtype}")
+    _check_slot(cache, layer, start, T)
+
+
+def _check_attention(
+    attn: CausalSelfAttention, x: torch.Tensor, cache: KVCache, layer: int, start: int
+) -> None:
+    d = attn.n_head * attn.head_size
+    check_float("x", x)
+    check_ndim("x", x, 3, "(B, T, d)")
+    B, T, d_x = x.shape
+    if T == 0:
+        raise ValueError("x must hold at least one new position, got T=0")
+    if B != cache.batch_size or d_x != d:
+        raise ValueError(
+            f"x must have shape (B, T, d) with B = cache batch_size = {cache.batch_size} "
+            f"and d = n_embd = {d}, got shape {tuple(x.shape)}"
+        )
+    if (cache.n_head, cache.head_size) != (attn.n_head, attn.head_size):
+        raise ValueError(
+            f"cache was built for (n_head, head_size) = {(cache.n_head, cache.head_size)}, "
+            f"attn has {(attn.n_head, attn.head_size)}"
+        )
+    if x.dtype != cache.dtype:
+        raise ValueError(f"x must have the cache dtype {cache.dtype}, got {x.dtype}")
+    if attn.qkv.weight.dtype != cache.dtype:
+        raise ValueError(f"attn weights are {attn.qkv.weight.dtype}, the cache is {cache.dtype}")
+    _check_slot(cache, layer, start, T)
 
 
 # --8<-- [start:size]
@@ -115,7 +183,11 @@ class KVCache:
     def update(
         self, layer: int, start: int, k_new: torch.Tensor, v_new: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new keys and values at ``start``; return all ``start + T`` of them."""
+        """Write the new keys and values at ``start`` (= ``length``); return all ``start + T``.
+
+        Does not advance ``length``: the caller does, after the last layer has written.
+        """
+        _check_update(self, layer, start, k_new, v_new)  # shapes, dtype, 0 <= layer < L, slot
         end = start + k_new.size(2)
         self.k[layer][:, :, start:end] = k_new  # (B, nh, T, hs) into (B, nh, T_max, hs)
         self.v[layer][:, :, start:end] = v_new  # (B, nh, T, hs) into (B, nh, T_max, hs)
@@ -142,8 +214,15 @@ def attention_with_cache(
     | Argument    | Shape     | Meaning                                                    |
     |-------------|-----------|------------------------------------------------------------|
     | x           | (B, T, d) | LN₁ of the residual stream at positions start .. start+T-1 |
+    | layer       | int       | 0 <= layer < n_layer: which of the cache's layers          |
+    | start       | int       | = ``cache.length``, the same for every layer of one step   |
     | **returns** | (B, T, d) | rows start .. start+T-1 of ``attn`` run on all S positions |
+
+    The caller advances ``cache.length`` after the last layer (``forward_with_cache`` does).
+    No dropout (the module drops attention weights and outputs in ``train()`` mode), so this
+    equals ``attn`` in ``eval()`` mode only.
     """
+    _check_attention(attn, x, cache, layer, start)  # ValueError naming the bad argument
     B, T, d = x.shape  # x: (B, T, d), the new positions only
     end = start + T  # S: positions visible to the last new one
     q, k, v = attn.qkv(x).split(d, dim=2)  # 3 x (B, T, d)

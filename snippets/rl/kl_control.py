@@ -6,8 +6,10 @@ we read writes it (openai/lm-human-preferences ``train_policy.py``, TRL's former
 ``trl/trainer/utils.py``, verl ``verl/trainer/ppo/core_algos.py``, OpenRLHF
 ``openrlhf/trainer/ppo_utils/kl_controller.py``):
 
-    e_t     = clip(KL_t / target − 1, −0.2, 0.2)
-    β_{t+1} = β_t · (1 + e_t · n_steps / horizon)
+    e_k     = clip(KL_k / target − 1, −0.2, 0.2)
+    β_{k+1} = β_k · (1 + e_k · n_steps / horizon)
+
+k counts rollout batches (t is kept for tokens, as on the rest of the site).
 
 KL above the target raises β (a stronger pull back to π_ref), KL below it lowers β. The
 clip bounds the change per update to a factor of 1 ± 0.2 · n_steps / horizon.
@@ -26,9 +28,10 @@ What ``n_steps`` counts, and where we match or differ:
   ``apply_kl_penalty``, nats per token; ``target_kl: 0.1`` in ``ppo_trainer.yaml``).
   ``measured_kl`` computes either, from ``kl_k1`` and the mask.
 * The libraries accept anything; we raise ``ValueError`` for a NaN/inf KL (β would become
-  NaN and stay NaN), a non-positive target or horizon, a negative β (zero for the
-  adaptive controller, whose multiplicative update can never leave 0), and
-  n_steps ≥ 5 · horizon (then 1 − 0.2 · n_steps / horizon ≤ 0 and β could turn ≤ 0).
+  NaN and stay NaN), a NaN/inf log-prob at a response token in ``measured_kl`` (which would
+  make that KL NaN), a non-positive target or horizon, a negative β (zero for the adaptive
+  controller, whose multiplicative update can never leave 0), and n_steps ≥ 5 · horizon
+  (then 1 − 0.2 · n_steps / horizon ≤ 0 and β could turn ≤ 0).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import torch
 
 from snippets._checks import (
     check_choice,
+    check_finite,
     check_float,
     check_interval,
     check_mask,
@@ -82,21 +86,21 @@ def adaptive_kl_update(
 
     | Argument    | Type  | Meaning                                                      |
     |-------------|-------|--------------------------------------------------------------|
-    | beta        | float | β_t > 0, the coefficient used for the batch just scored      |
-    | current_kl  | float | KL_t measured on that batch, in the same unit as ``target``  |
+    | beta        | float | β_k > 0, the coefficient used for the batch just scored      |
+    | current_kl  | float | KL_k measured on that batch, in the same unit as ``target``  |
     | target      | float | KL_target > 0 (OpenAI sentiment runs: 6 nats per response)   |
     | n_steps     | float | samples (responses) behind ``current_kl``, > 0               |
     | horizon     | float | > 0; samples over which β can change by a factor ≈ e^{±0.2}  |
-    | **returns** | float | β_{t+1} > 0                                                  |
+    | **returns** | float | β_{k+1} > 0                                                  |
     """
     beta = check_positive("beta", beta)
     current_kl = check_real("current_kl", current_kl)  # may be < 0: k1 is a noisy estimate
     target = check_positive("target", target)
     horizon = check_positive("horizon", horizon)
     n_steps = _check_n_steps(n_steps, horizon)
-    # e_t = clip(KL_t / target − 1, −0.2, 0.2)
+    # e_k = clip(KL_k / target − 1, −0.2, 0.2)
     error = min(max(current_kl / target - 1.0, -MAX_PROPORTIONAL_ERROR), MAX_PROPORTIONAL_ERROR)
-    # β_{t+1} = β_t · (1 + e_t · n_steps / horizon)
+    # β_{k+1} = β_k · (1 + e_k · n_steps / horizon)
     return beta * (1.0 + error * n_steps / horizon)
 
 
@@ -170,6 +174,8 @@ def measured_kl(
     check_float("ref_logprobs", ref_logprobs)
     check_same_shape("ref_logprobs", ref_logprobs, "old_logprobs", old_logprobs)
     mask = check_mask("mask", mask, old_logprobs.shape, "(B, T)")
+    check_finite("old_logprobs", old_logprobs[mask])  # padding may hold anything, not tokens
+    check_finite("ref_logprobs", ref_logprobs[mask])
     check_choice("unit", unit, KL_UNITS)
     mode = "seq-mean-token-sum" if unit == "response" else "seq-mean-token-mean"
     with torch.no_grad():

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snippets.pytorch.gpt import GPT, GPTConfig
+from snippets.pytorch import kv_cache
+from snippets.pytorch.gpt import GPT, GPTConfig, expected_num_params
 from snippets.pytorch.kv_cache import (
     KVCache,
     attention_with_cache,
@@ -58,6 +59,7 @@ def test_attention_with_cache_equals_the_module_rows() -> None:
     x = torch.randn(2, 9, SMALL.n_embd, dtype=torch.float64)
     cache = KVCache(SMALL, 2, dtype=torch.float64)
     head = attention_with_cache(attn, x[:, :6], cache, layer=0, start=0)
+    cache.length = 6  # what forward_with_cache does after the last layer
     tail = attention_with_cache(attn, x[:, 6:], cache, layer=0, start=6)
     torch.testing.assert_close(torch.cat([head, tail], dim=1), attn(x), **TIGHT)
 
@@ -170,9 +172,17 @@ def test_size_formula_matches_the_allocated_tensors(
 def test_gpt2_small_cache_size() -> None:
     # GPT-2 small (nanoGPT model.py: n_layer=12, n_head=12, n_embd=768, block_size=1024)
     gpt2 = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    mib = 2**20
     assert kv_cache_bytes(gpt2, 1, 1, torch.float16) == 36_864  # 36 KiB per token
-    assert kv_cache_bytes(gpt2, 1, 1024, torch.float32) == 72 * 2**20
-    assert kv_cache_bytes(gpt2, 1, 1024, torch.float16) == 36 * 2**20
+    assert kv_cache_bytes(gpt2, 1, 1024, torch.float32) == 72 * mib
+    assert kv_cache_bytes(gpt2, 1, 1024, torch.float16) == 36 * mib
+    # the page: B = 8 needs 576 MiB, more than the 475 MiB of float32 weights; B = 7 (504 MiB)
+    # already does, B = 6 (432 MiB) does not
+    weights = expected_num_params(gpt2) * 4
+    assert round(weights / mib) == 475
+    by_batch = {B: kv_cache_bytes(gpt2, B, 1024, torch.float32) for B in (6, 7, 8)}
+    assert by_batch == {6: 432 * mib, 7: 504 * mib, 8: 576 * mib}
+    assert by_batch[8] > by_batch[7] > weights > by_batch[6]
 
 
 def test_learned_positions_make_every_key_change_when_the_window_slides() -> None:
@@ -321,3 +331,96 @@ def test_demo_prints_same_tokens_and_the_counts(capsys: pytest.CaptureFixture[st
     assert "114 without, 15 with the cache" in out
     # 2 (K, V) · 2 layers · 3 rows · 15 positions · 32 numbers · 4 bytes
     assert f"3 sequences of 15 positions in float32: {2 * 2 * 3 * 15 * 32 * 4:,} bytes" in out
+
+
+def test_attention_with_cache_rejects_bad_arguments() -> None:
+    model = _model()
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 3, SMALL.n_embd, dtype=torch.float64)  # (B, T, d)
+    cache = KVCache(SMALL, 2, max_len=8, dtype=torch.float64)
+    cases = [
+        ({"start": 5}, r"start must equal cache.length=0"),  # empty cache: 5 zero slots
+        ({"layer": -1}, r"layer must be an int >= 0"),
+        ({"layer": SMALL.n_layer}, r"layer must be in \[0, 3\)"),
+        ({"layer": 1.0}, r"layer must be an int"),
+        ({"x": x[..., :-1]}, r"x must have shape \(B, T, d\) with B = cache batch_size = 2"),
+        ({"x": x[:1]}, r"x must have shape \(B, T, d\)"),
+        ({"x": x[0]}, r"x must have shape \(B, T, d\), got shape \(3, 32\)"),
+        ({"x": x[:, :0]}, r"x must hold at least one new position"),
+        ({"x": x.float()}, r"x must have the cache dtype torch.float64"),
+        ({"x": torch.zeros(2, 3, SMALL.n_embd, dtype=torch.long)}, r"x must be a floating"),
+        (
+            {"x": torch.randn(2, 9, SMALL.n_embd, dtype=torch.float64)},
+            r"start \+ T = 9 > cache max_len=8",
+        ),
+        ({"start": True}, r"start must be an int"),
+    ]
+    for kwargs, message in cases:
+        args = {"attn": attn, "x": x, "cache": cache, "layer": 0, "start": 0, **kwargs}
+        with pytest.raises(ValueError, match=message):
+            attention_with_cache(**args)
+    assert cache.length == 0 and all(t.abs().sum() == 0 for t in cache.k + cache.v)  # untouched
+    with pytest.raises(ValueError, match=r"cache was built for \(n_head, head_size\)"):
+        other = dataclasses.replace(SMALL, n_head=2)
+        attention_with_cache(attn, x, KVCache(other, 2, dtype=torch.float64), 0, 0)
+    with pytest.raises(ValueError, match=r"attn weights are torch.float32"):
+        attention_with_cache(GPT(SMALL).blocks[0].attn, x, cache, 0, 0)
+
+
+def test_every_layer_of_a_step_gets_the_same_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """forward_with_cache advances cache.length after the last layer only, so the check
+    start == cache.length holds at every layer; a second call at the old start fails."""
+    model, cache = _model(), KVCache(SMALL, 2, dtype=torch.float64)
+    seen = []
+
+    def spy(
+        attn: nn.Module, x: torch.Tensor, cache_: KVCache, layer: int, start: int
+    ) -> torch.Tensor:
+        seen.append((layer, start, cache_.length))
+        return attention_with_cache(attn, x, cache_, layer, start)
+
+    monkeypatch.setattr(kv_cache, "attention_with_cache", spy)
+    forward_with_cache(model, _tokens(2, 3), cache, start=0)
+    forward_with_cache(model, _tokens(2, 1), cache, start=3)
+    assert seen == [(layer, 0, 0) for layer in range(3)] + [(layer, 3, 3) for layer in range(3)]
+    assert cache.length == 4
+    x = torch.zeros(2, 1, SMALL.n_embd, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"start must equal cache.length=4"):
+        attention_with_cache(model.blocks[0].attn, x, cache, 0, 3)  # would overwrite position 3
+
+
+def test_update_rejects_bad_arguments() -> None:
+    cache = KVCache(SMALL, 2, max_len=8, dtype=torch.float64)
+    k = torch.randn(2, SMALL.n_head, 3, SMALL.n_embd // SMALL.n_head, dtype=torch.float64)
+    cases = [
+        ({"start": 5}, r"start must equal cache.length=0"),
+        ({"layer": -1}, r"layer must be an int >= 0"),
+        ({"layer": 3}, r"layer must be in \[0, 3\)"),
+        ({"k_new": k[:, :, :, :-1]}, r"k_new must have shape \(B, nh, T, hs\) = \(2, 4, 3, 8\)"),
+        ({"k_new": k[:1]}, r"k_new must have shape \(B, nh, T, hs\) = \(2, 4, 3, 8\)"),
+        ({"k_new": k[0]}, r"k_new must have shape \(B, nh, T, hs\), got shape \(4, 3, 8\)"),
+        ({"k_new": k[:, :, :0], "v_new": k[:, :, :0]}, r"k_new must hold at least one"),
+        ({"v_new": k[:, :, :2]}, r"v_new must have the same shape as k_new"),
+        ({"k_new": k.float(), "v_new": k.float()}, r"k_new must have the cache dtype"),
+        ({"v_new": k.half()}, r"v_new must have the cache dtype"),
+        ({"k_new": torch.randn(2, 4, 9, 8, dtype=torch.float64)}, r"v_new must have the same"),
+    ]
+    for kwargs, message in cases:
+        args = {"layer": 0, "start": 0, "k_new": k, "v_new": k, **kwargs}
+        with pytest.raises(ValueError, match=message):
+            cache.update(**args)
+    big = torch.randn(2, 4, 9, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"start \+ T = 9 > cache max_len=8"):
+        cache.update(0, 0, big, big)
+    assert cache.length == 0 and all(t.abs().sum() == 0 for t in cache.k + cache.v)  # untouched
+
+
+def test_the_module_applies_dropout_the_cached_attention_leaves_out() -> None:
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(SMALL, dropout=0.5)).double()  # train() mode
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 5, SMALL.n_embd, dtype=torch.float64)
+    cached = attention_with_cache(attn, x, KVCache(SMALL, 2, dtype=torch.float64), 0, 0)
+    assert not torch.allclose(attn(x), cached)  # train(): the module drops weights and outputs
+    attn.eval()
+    torch.testing.assert_close(attn(x), cached, **TIGHT)  # eval(): the same function

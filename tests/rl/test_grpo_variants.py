@@ -8,6 +8,7 @@ import inspect
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -241,8 +242,20 @@ def test_mixed_group_mask_is_exact_where_a_float_std_is_not() -> None:
     rewards = torch.full((1, 7), 0.1)  # seven equal shaped rewards in float32
     assert rewards.std(dim=1, correction=0).item() > 0  # a std > 0 filter would keep it
     assert mixed_group_mask(rewards).tolist() == [False]
+    assert mixed_group_mask(rewards.double()).tolist() == [False]
     nearly = torch.tensor([[0.5, 0.5, 0.5 + 1e-6]])
     assert mixed_group_mask(nearly).tolist() == [True]
+
+
+def test_np_std_of_equal_values_depends_on_the_dtype() -> None:
+    """The page: verl's np.std filter on seven equal rewards of 0.1 gives about 7e-9 in
+    float32 (verl's reward tensor), about 1.4e-17 in float64, and exactly 0 on `acc`."""
+    std32 = float(np.std(np.full(7, 0.1, dtype=np.float32)))
+    std64 = float(np.std(np.full(7, 0.1, dtype=np.float64)))
+    assert 5e-9 < std32 < 1e-8  # kept by a std > 0 filter
+    assert 1e-17 < std64 < 2e-17  # also > 0, just smaller
+    assert np.std(np.array([True] * 7)) == 0.0  # the recipe's acc metric: dropped
+    assert np.std(np.array([np.float32(0.1)] * 7)) > 0  # a list of float32 scalars, as verl
 
 
 # --- ValueError paths ------------------------------------------------------------------------

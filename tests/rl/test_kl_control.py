@@ -191,6 +191,23 @@ def test_errors_name_the_argument() -> None:
         measured_kl(torch.zeros(2, 3), torch.zeros(2, 3), 2 * mask)
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_measured_kl_rejects_a_non_finite_logprob_at_a_response_token(bad: float) -> None:
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    old, ref = torch.full((2, 3), -1.0), torch.full((2, 3), -2.0)
+    bad_old, bad_ref = old.clone(), ref.clone()
+    bad_old[1, 0] = bad  # a valid position: the KL would be NaN or ±inf
+    bad_ref[0, 1] = bad
+    with pytest.raises(ValueError, match=r"old_logprobs must be finite, found 1 NaN/inf"):
+        measured_kl(bad_old, ref, mask)
+    with pytest.raises(ValueError, match=r"ref_logprobs must be finite, found 1 NaN/inf"):
+        measured_kl(old, bad_ref, mask, "token")
+    # at padding the value is never read: no error, and the KL of the valid tokens
+    old[:, 2], ref[:, 2] = bad, bad
+    assert measured_kl(old, ref, mask, "response") == pytest.approx(1.5)  # mean(2, 1)
+    assert measured_kl(old, ref, mask, "token") == pytest.approx(1.0)
+
+
 def test_a_failed_update_leaves_the_controller_unchanged() -> None:
     ctl = AdaptiveKLController(BETA, TARGET)
     with pytest.raises(ValueError):
