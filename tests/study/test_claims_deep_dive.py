@@ -10,6 +10,13 @@ reward, and γ = 1. With deterministic transitions (append the token):
 * E_{a ~ π}[Q(s, a)] = V(s), so the advantage has mean zero under the policy;
 * the return of a sampled response is an unbiased estimate of Q(s_0, a_0).
 
+With responses of different lengths (an EOS token that ends the episode), the identity needs
+V = 0 once the response has ended; with a noisy reward it holds for the mean reward only.
+
+About clipping (deep-dive's value loss, the glossary's PPO entry): the policy and value clips
+zero gradients, they do not bound a step. One optimiser step taken inside the range can land
+far outside it.
+
 About the KV cache in a rollout, on the minimal GPT in float64:
 
 * the G responses of a group share their prompt, so its keys and values can be computed once and
@@ -27,6 +34,7 @@ from torch.testing import assert_close
 
 from snippets.pytorch.gpt import GPT, GPTConfig
 from snippets.pytorch.kv_cache import KVCache, forward_with_cache
+from snippets.rl.ppo import ppo_policy_loss, ppo_value_loss
 
 VOCAB, GAMMA = 3, 1.0
 g = torch.Generator().manual_seed(0)
@@ -70,6 +78,86 @@ def test_sampled_return_is_an_unbiased_estimate_of_q() -> None:
         returns = R0[a0] + GAMMA * R1[a0, a1]
         stderr = returns.std() / n**0.5
         assert abs(returns.mean() - q_by_enumeration(a0)) < 5 * stderr
+
+
+# --- responses that end at different lengths, and noisy rewards ------------------------------
+
+EOS = 2  # token 2 ends the response at once; otherwise the response ends after 2 tokens
+R_END = torch.randn(VOCAB, generator=g, dtype=torch.float64)  # score of the one-token answer (EOS)
+
+
+def _return(a0: int, a1: int | None) -> torch.Tensor:
+    """Total reward of a response: (EOS) or (a0, a1)."""
+    if a0 == EOS:
+        return R0[a0] + R_END[a0]
+    return R0[a0] + GAMMA * R1[a0, a1]
+
+
+def q_variable_length(a0: int) -> torch.Tensor:
+    """Q(s_0, a0) by enumerating every completion (none after EOS)."""
+    if a0 == EOS:
+        return _return(a0, None)
+    return sum(P1[a0, a1] * _return(a0, a1) for a1 in range(VOCAB))
+
+
+def test_q_identity_needs_zero_value_after_the_response_ended() -> None:
+    for a0 in range(VOCAB):
+        ended = a0 == EOS
+        r0 = R0[a0] + (R_END[a0] if ended else 0.0)  # the reward of the step that emits a0
+        v_next = torch.tensor(0.0, dtype=torch.float64) if ended else v1(a0)
+        assert_close(q_variable_length(a0), r0 + GAMMA * v_next)
+    # giving the ended prefix the value the policy would have if it kept sampling breaks it
+    r0 = R0[EOS] + R_END[EOS]
+    assert not torch.isclose(q_variable_length(EOS), r0 + GAMMA * v1(EOS))
+
+
+def test_with_a_noisy_reward_the_identity_holds_for_the_mean_reward_only() -> None:
+    noise = torch.Generator().manual_seed(2)
+    a0 = 0
+    # a judge that returns R1 plus Gaussian noise: Q uses the mean, one draw misses it
+    draws = R1[a0].unsqueeze(0) + torch.randn(50_000, VOCAB, generator=noise, dtype=torch.float64)
+    mean_reward = draws.mean(dim=0)  # (VOCAB,) ≈ R1[a0]
+    q_noisy = R0[a0] + GAMMA * (P1[a0] * mean_reward).sum()
+    assert_close(q_noisy, q_by_enumeration(a0), atol=0.02, rtol=0)
+    one_draw = R0[a0] + GAMMA * (P1[a0] * draws[0]).sum()  # r_t + V(s_{t+1}) with one draw
+    assert abs(one_draw - q_by_enumeration(a0)) > 0.05
+
+
+# --- clipping zeroes gradients, it does not bound the step -----------------------------------
+
+
+def test_one_step_can_take_the_ratio_far_past_the_clip_range() -> None:
+    logits = torch.zeros(1, 1, 2, dtype=torch.float64, requires_grad=True)  # π = (1/2, 1/2)
+    token = torch.zeros(1, 1, dtype=torch.long)
+    old = torch.log_softmax(logits, -1).gather(-1, token.unsqueeze(-1)).squeeze(-1).detach()
+    adv, mask = torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool)
+    logp = torch.log_softmax(logits, -1).gather(-1, token.unsqueeze(-1)).squeeze(-1)
+    loss, _ = ppo_policy_loss(logp, old, adv, mask, clip_eps=0.2)  # ratio 1: inside the range
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert grad.abs().max() > 0  # the gradient is not zero at ratio 1
+    with torch.no_grad():
+        new_logits = logits - 10.0 * grad  # one SGD step, large learning rate
+        new_logp = torch.log_softmax(new_logits, -1)[0, 0, 0]
+    ratio = torch.exp(new_logp - old[0, 0])
+    assert ratio > 1.2 + 0.5  # far past 1 + ε: nothing in the loss prevented it
+
+
+def test_one_step_can_take_the_value_far_past_the_value_clip() -> None:
+    old_values = torch.zeros(1, 1, dtype=torch.float64)
+    returns = torch.ones(1, 1, dtype=torch.float64)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    values = old_values.clone().requires_grad_(True)
+    loss = ppo_value_loss(values, old_values, returns, mask, clip_eps=0.2)
+    (grad,) = torch.autograd.grad(loss, values)
+    new_values = values.detach() - 1.0 * grad  # one SGD step, learning rate 1
+    assert new_values.item() > 0.2 + 0.5  # V moved to 1.0, far past V_old + ε_v
+    # and once V has moved towards R = 1 by more than ε_v (here to 0.5), the clipped branch
+    # wins and the gradient is zero
+    outside = torch.full((1, 1), 0.5, dtype=torch.float64, requires_grad=True)
+    (grad_out,) = torch.autograd.grad(
+        ppo_value_loss(outside, old_values, returns, mask, clip_eps=0.2), outside
+    )
+    assert grad_out.item() == 0.0
 
 
 # --- the KV cache in a rollout ----------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from snippets.rl.advantages import grpo_advantages
-from snippets.rl.aggregation import aggregate
+from snippets.rl.aggregation import aggregate, masked_mean
 from snippets.rl.kl import exact_kl, kl_k1, kl_k3
 from snippets.rl.logprobs import sequence_logprobs, shift_for_next_token, token_logprobs
 from snippets.rl.policy_gradient import reinforce_loss
@@ -202,3 +202,201 @@ def test_sequence_logprobs_ignores_padding_like_the_fix() -> None:
     per_token = token_logprobs(logits, tokens)
     total = sequence_logprobs(logits, tokens, mask).sum()
     assert_close(cb.masked_loss_fixed(per_token, mask) * mask.sum(), total)
+
+
+# --- review fixes: all-equal groups, NaN gradients, padding, shapes, empty masks -------------
+
+
+def test_all_equal_float32_group_gets_exactly_zero_in_the_fix() -> None:
+    # seven float32 rewards of 0.1: the mean misses 0.1 by a rounding error, and the plain
+    # formula divides it by std + eps ≈ 1e-6
+    same = torch.full((1, 7), 0.1)
+    plain = cb.grpo_advantages_buggy(same)  # G = 7: the plain formula, no NaN here
+    assert_close(plain, torch.full((1, 7), -0.0074), atol=1e-4, rtol=0)
+    fixed = cb.grpo_advantages_fixed(same)
+    assert (fixed == 0).all()
+    assert torch.equal(fixed, grpo_advantages(same))
+    # rewards float32 stores exactly give exactly 0 even with the plain formula
+    for value in (0.0, 1.0):
+        assert (cb.grpo_advantages_buggy(torch.full((1, 7), value)) == 0).all()
+    # mixed groups next to it are untouched, and equal the trusted version
+    both = torch.tensor([[0.1] * 7, [0.1, 0.1, 0.9, 0.1, 0.9, 0.1, 0.1]])
+    assert_close(cb.grpo_advantages_fixed(both), grpo_advantages(both))
+    assert (cb.grpo_advantages_fixed(both)[1] != 0).all()
+
+
+def _nan_padded_logits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, 4, 5, generator=g, dtype=DT)
+    targets = torch.randint(0, 5, (2, 4), generator=g)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    nan_logits = logits.clone()
+    nan_logits[1, 2:] = float("nan")  # padded positions: NaN logits, ids -100
+    targets = targets.masked_fill(~mask, -100)
+    return logits, nan_logits, targets, mask
+
+
+def test_where_on_the_loss_cleans_the_value_not_the_gradient() -> None:
+    clean, nan_logits, targets, mask = _nan_padded_logits()
+    nan_logits.requires_grad_(True)
+    buggy = cb.masked_nll_buggy(nan_logits, targets, mask)
+    (g_buggy,) = torch.autograd.grad(buggy, nan_logits)
+    assert torch.isfinite(buggy)  # the value is clean...
+    assert torch.isnan(g_buggy[1, 2:]).all()  # ...the padded rows' gradient is not
+    assert torch.isfinite(g_buggy[mask]).all()
+    fixed = cb.masked_nll_fixed(nan_logits, targets, mask)
+    (g_fixed,) = torch.autograd.grad(fixed, nan_logits)
+    assert torch.isfinite(g_fixed).all()
+    assert (g_fixed[1, 2:] == 0).all()
+    assert_close(fixed, buggy)
+    # the same loss and gradient as the trusted sequence_logprobs, and as finite padding
+    clean.requires_grad_(True)
+    ref = -sequence_logprobs(clean, targets, mask).sum() / mask.sum()
+    (g_ref,) = torch.autograd.grad(ref, clean)
+    assert_close(fixed, ref.detach())
+    assert_close(g_fixed, g_ref)
+    # an overflowing (+inf) padded logit does the same to the buggy gradient
+    inf_logits = clean.detach().clone()
+    inf_logits[1, 2:, 0] = float("inf")
+    inf_logits.requires_grad_(True)
+    for fn, finite in [(cb.masked_nll_buggy, False), (cb.masked_nll_fixed, True)]:
+        (grad,) = torch.autograd.grad(fn(inf_logits, targets, mask), inf_logits)
+        assert bool(torch.isfinite(grad).all()) is finite
+
+
+def _nan_padded_batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    out = {"mask": mask}
+    for name in ("logprobs", "old_logprobs", "adv", "returns", "values"):
+        x = torch.randn(3, 4, generator=g, dtype=DT)
+        out[name] = x.masked_fill(~mask, float("nan"))
+    return out
+
+
+def test_fixed_versions_ignore_nan_at_padding_in_value_and_gradient() -> None:
+    b = _nan_padded_batch()
+    mask = b["mask"]
+    logp = b["logprobs"].clone().requires_grad_(True)
+    zero = torch.where(mask, b["logprobs"], 0.0).requires_grad_(True)  # padding 0 instead
+    cases = [
+        lambda lp: cb.ppo_loss_fixed(lp, b["old_logprobs"], b["adv"], mask),
+        lambda lp: cb.ppo_loss_same_forward_fixed(lp, b["adv"], mask),
+        lambda lp: cb.policy_loss_with_value_baseline_fixed(lp, b["returns"], b["values"], mask),
+        lambda lp: cb.token_mean_loss(lp, mask),
+        lambda lp: cb.sequence_mean_loss(lp, mask),
+        lambda lp: cb.masked_loss_fixed(lp, mask),
+        lambda lp: cb.accumulated_loss_fixed([(lp[:2], mask[:2]), (lp[2:], mask[2:])]),
+    ]
+    for fn in cases:
+        value = fn(logp)
+        (grad,) = torch.autograd.grad(value, logp)
+        assert torch.isfinite(value) and torch.isfinite(grad).all()
+        assert (grad[~mask] == 0).all()
+        value_zero = fn(zero)
+        (grad_zero,) = torch.autograd.grad(value_zero, zero)
+        assert_close(value, value_zero)
+        assert_close(grad, grad_zero)
+    # the multiplication by the mask it replaces would have kept the NaN
+    assert torch.isnan((b["logprobs"] * mask).sum())
+    # and the PPO fix still equals the trusted loss, which ignores padding the same way
+    ref, _ = ppo_policy_loss(logp, b["old_logprobs"], b["adv"], mask)
+    assert_close(cb.ppo_loss_fixed(logp, b["old_logprobs"], b["adv"], mask), ref)
+
+
+def test_a_mask_with_no_valid_token_gives_zero_like_masked_mean() -> None:
+    loss = torch.randn(2, 3, dtype=DT, requires_grad=True)
+    empty = torch.zeros(2, 3, dtype=torch.bool)
+    assert masked_mean(loss, empty).item() == 0.0
+    values = [
+        cb.ppo_loss_fixed(loss, torch.zeros(2, 3, dtype=DT), torch.ones(2, 3, dtype=DT), empty),
+        cb.token_mean_loss(loss, empty),
+        cb.sequence_mean_loss(loss, empty),
+        cb.masked_loss_fixed(loss, empty),
+        cb.accumulated_loss_fixed([(loss, empty)]),
+    ]
+    for value in values:
+        assert value.item() == 0.0
+        (grad,) = torch.autograd.grad(value, loss)
+        assert (grad == 0).all()
+    # an empty row is left out of the per-sequence mean, as in snippets.rl.aggregation
+    mask = torch.tensor([[1, 1, 0], [0, 0, 0]], dtype=torch.bool)
+    expected = aggregate(loss, mask, "seq-mean-token-mean")
+    assert_close(cb.sequence_mean_loss(loss, mask), expected)
+    assert_close(expected, loss[0, :2].mean())
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # a (3,) mask would broadcast against a (2, 3) loss
+        (lambda: cb.token_mean_loss(torch.ones(2, 3), torch.tensor([1, 1, 0])), r"mask .*\(B, T\)"),
+        (lambda: cb.masked_loss_fixed(torch.ones(2, 3), torch.ones(3)), r"mask .*\(B, T\)"),
+        (lambda: cb.masked_loss_buggy(torch.ones(2, 3), torch.ones(3)), r"mask .*\(B, T\)"),
+        (lambda: cb.sequence_mean_loss(torch.ones(6), torch.ones(6)), r"per_token .*\(B, T\)"),
+        (
+            lambda: cb.ppo_loss_fixed(
+                torch.ones(2, 3), torch.ones(2, 3), torch.ones(2), torch.ones(2, 3)
+            ),
+            "adv must have the same shape as logprobs",
+        ),
+        (
+            lambda: cb.ppo_loss_fixed(
+                torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 3), torch.ones(3)
+            ),
+            r"mask .*\(B, T\)",
+        ),
+        (
+            lambda: cb.policy_loss_with_value_baseline_fixed(
+                torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 1), torch.ones(2, 3)
+            ),
+            "values must have the same shape",
+        ),
+        (
+            lambda: cb.ppo_loss_same_forward_fixed(
+                torch.ones(2, 3), torch.ones(3), torch.ones(2, 3)
+            ),
+            "adv",
+        ),
+        # logits of length 5 and ids of length 4 would silently misalign
+        (
+            lambda: cb.response_logprobs_fixed(
+                torch.randn(1, 5, 3), torch.zeros(1, 4, dtype=torch.long)
+            ),
+            r"input_ids must have shape \(B, L\) = \(1, 5\)",
+        ),
+        (
+            lambda: cb.response_logprobs_fixed(
+                torch.randn(1, 5), torch.zeros(1, 5, dtype=torch.long)
+            ),
+            r"logits .*\(B, L, V\)",
+        ),
+        (
+            lambda: cb.response_logprobs_buggy(torch.randn(1, 5, 3), torch.full((1, 5), 3)),
+            r"\[0, V\)",
+        ),
+        (
+            lambda: cb.masked_nll_fixed(torch.randn(2, 3, 4), torch.zeros(2, 3), torch.ones(2, 3)),
+            "integer",
+        ),
+        (
+            lambda: cb.masked_nll_fixed(
+                torch.randn(2, 3, 4), torch.zeros(2, 3, dtype=torch.long), torch.ones(3)
+            ),
+            "mask",
+        ),
+        (lambda: cb.grpo_advantages_fixed(torch.ones(4)), r"rewards must have shape \(P, G\)"),
+        (lambda: cb.grpo_advantages_fixed(torch.tensor([[1.0, float("nan")]])), "finite"),
+        (lambda: cb.grpo_advantages_fixed(torch.ones(2, 2), eps=0.0), "eps"),
+        (lambda: cb.kl_k1_fixed(torch.ones(2, 3), torch.ones(2, 4)), "ref_logprobs"),
+        (
+            lambda: cb.kl_k3_fixed(torch.ones(2, 3), torch.ones(2, 3, dtype=torch.long)),
+            "ref_logprobs",
+        ),
+        (lambda: cb.accumulated_loss_fixed([]), "chunks"),
+        (lambda: cb.accumulated_loss_fixed([(torch.ones(2, 3), torch.ones(2, 4))]), "mask"),
+    ],
+)
+def test_bad_inputs_raise_value_error_naming_the_argument(call, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()
