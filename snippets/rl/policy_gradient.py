@@ -44,6 +44,10 @@ def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) 
     """
     check_float("rewards", rewards)
     check_ndim("rewards", rewards, 2, "(B, T)")
+    if rewards.shape[1] == 0:
+        raise ValueError(
+            f"rewards must have shape (B, T) with T >= 1, got shape {tuple(rewards.shape)}"
+        )
     mask = check_mask("mask", mask, rewards.shape, "(B, T)")
     gamma = check_interval("gamma", gamma, 0.0, 1.0)
     rewards = mask_out(rewards.detach(), mask)  # (B, T)

@@ -1,7 +1,8 @@
 """Claims of the process-vs-outcome page: placing normalised step rewards on step-end tokens
 and taking returns-to-go (γ = 1) is DeepSeekMath's process-supervision advantage; consecutive
 steps differ by exactly one step reward; with one step per response it is GRPO's outcome
-advantage; an outcome reward gives every token of a response the same credit."""
+advantage; an outcome reward gives every token of a response the same credit (on the page:
+the group-normalised ∓0.71 of the two example responses)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def test_outcome_reward_gives_every_token_the_same_credit() -> None:
     rewards[:, -1] = torch.tensor([0.0, 1.0])
     returns = discounted_returns(rewards, mask, 1.0)
     assert (returns[0] == 0).all() and (returns[1] == 1).all()
+
+
+def test_page_outcome_row_is_group_normalised() -> None:
+    outcome = torch.tensor([0.0, 1.0], dtype=torch.float64)  # A wrong, B right: one group, G = 2
+    adv = grpo_advantages(outcome[None, :])[0]  # (2,)
+    # (r − mean) / std with Bessel's correction: ±0.5 / 0.7071 = ±1/√2 (up to eps = 1e-6)
+    assert_close(adv, torch.tensor([-(0.5**0.5), 0.5**0.5], dtype=torch.float64), atol=1e-5, rtol=0)
+    per_token = adv[:, None].expand(2, 6)  # every token of a response gets its advantage
+    assert_close(
+        per_token.round(decimals=2), torch.tensor([[-0.71] * 6, [0.71] * 6], dtype=torch.float64)
+    )
+    # A's good first steps get exactly the credit of its bad last step; B's dubious middle
+    # step gets exactly the credit of its good steps
+    assert (per_token[0] == per_token[0, -1]).all() and per_token[0, 0] < 0
+    assert (per_token[1] == per_token[1, 0]).all() and per_token[1, 2] > 0
+    # the process row, by contrast, separates the steps within a response
+    process = _process_advantages(
+        torch.tensor([[0.9, 0.8, 0.1], [0.9, 0.3, 0.7]], dtype=torch.float64), 2
+    )
+    assert process[0, 0] > process[0, -1] and process[1, 2] < process[1, 0]

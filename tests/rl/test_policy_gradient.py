@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from snippets.rl.advantages import reinforce_pp_advantages
 from snippets.rl.policy_gradient import discounted_returns, reinforce_loss
 
 REWARD = torch.tensor([1.0, 2.0, 3.0, 5.0], dtype=torch.float64)  # fixed reward per arm
@@ -175,3 +176,8 @@ def test_bad_inputs_raise() -> None:
         discounted_returns(logprobs, mask, gamma=-0.1)
     with pytest.raises(ValueError, match=r"rewards.*finite"):
         discounted_returns(torch.tensor([[float("nan"), 0.0, 0.0]]), torch.ones(1, 3), 1.0)
+    # T = 0: no time step to start the recursion from (an IndexError before the check)
+    with pytest.raises(ValueError, match=r"rewards.*T >= 1"):
+        discounted_returns(torch.zeros(2, 0), torch.ones(2, 0), 1.0)
+    with pytest.raises(ValueError, match=r"T >= 1"):
+        reinforce_pp_advantages(torch.zeros(2, 0), torch.ones(2, 0))
