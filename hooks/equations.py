@@ -128,6 +128,17 @@ def collect(docs_dir: Path) -> list[Equation]:
     return equations
 
 
+# Inside the raw-HTML ``div`` the block is read by an HTML parser before any Markdown or math
+# handling, and ``<`` followed by a letter (``y_{<t}``) opens a tag there: the rest of the
+# page vanished into it. A space after ``<`` is invisible in TeX math and is no tag.
+TAG_OPEN_RE = re.compile(r"<(?=[A-Za-z!/?])")
+
+
+def _html_safe_tex(tex: str) -> str:
+    """TeX that an HTML parser cannot mistake for a tag: ``<t`` becomes ``< t``."""
+    return TAG_OPEN_RE.sub("< ", tex)
+
+
 def _render_block(eq: Equation, indent: str) -> str:
     aliases = ""
     if eq.aliases:
@@ -138,7 +149,7 @@ def _render_block(eq: Equation, indent: str) -> str:
         f"{aliases}</p>",
         "",
         "$$",
-        eq.tex,
+        _html_safe_tex(eq.tex),
         "$$",
         "",
         "</div>",

@@ -145,3 +145,30 @@ def test_notebook_figures_are_sized_files_not_inline_data(built_site: Path) -> N
         src = re.search(r'src="(figure-[0-9a-f]{12}\.png)"', img)
         assert src and (page.parent / src.group(1)).is_file(), img[:120]
         assert re.search(r'width="\d+" height="\d+"', img), img[:120]
+
+
+HEADING_RE = re.compile(r"^(##|###) \S", re.MULTILINE)
+FENCE_BLOCK_RE = re.compile(r"^(`{3,}|~{3,}).*?^\1", re.MULTILINE | re.DOTALL)
+
+
+def test_every_heading_of_every_page_reaches_the_built_page(built_site: Path) -> None:
+    """Guard against a page cut short without a warning: a stray ``<t`` in a raw-HTML block
+    once swallowed everything after it (sft-vs-rl). Each level-2/3 heading of the Markdown
+    source must come out as an <h2>/<h3> of the built page."""
+    checked = 0
+    for source in sorted(DOCS.rglob("*.md")):
+        rel = source.relative_to(DOCS)
+        if "includes" in rel.parts:
+            continue
+        text = FENCE_BLOCK_RE.sub("", source.read_text(encoding="utf-8"))
+        expected = len(HEADING_RE.findall(text))
+        folder = rel.with_suffix("") if rel.stem != "index" else rel.parent
+        html = (built_site / folder / "index.html").read_text(encoding="utf-8")
+        article = html.split('<article class="md-content__inner', 1)[1].split("</article>", 1)[0]
+        built = len(re.findall(r"<h[23][\s>]", article))
+        if rel.as_posix() == "study/equations.md":
+            assert built >= expected, rel  # the generated index adds one heading per page
+        else:
+            assert built == expected, f"{rel}: {expected} headings in the source, {built} built"
+        checked += 1
+    assert checked > 40

@@ -183,6 +183,29 @@ def test_a_named_equation_never_swallows_an_unnamed_block_before_it() -> None:
     assert eq.tex == "b" and eq.line == 7 and "link" not in m.group(0)
 
 
+def test_a_less_than_before_a_letter_cannot_open_a_tag_in_a_named_equation() -> None:
+    """``y_{<t}`` inside the equation's raw-HTML div was read as an opening tag: the page's
+    structure broke after it (in the real build, the rest of the page vanished)."""
+    import markdown
+
+    text = "$$\nP(y_t \\mid y_{<t})\n$$\n{: #eq-x name=\"x\" }\n\nAfter.\n\n## Next\n"
+    ((m, eq),) = equations._parse(text, "p.md")
+    rendered = text[: m.start()] + equations._render_block(eq, "") + text[m.end() :]
+    assert "y_{< t}" in rendered and "y_{<t}" not in rendered
+
+    def convert(source: str) -> str:
+        md = markdown.Markdown(
+            extensions=["md_in_html", "pymdownx.arithmatex"],
+            extension_configs={"pymdownx.arithmatex": {"generic": True}},
+        )
+        return md.convert(source)
+
+    fixed = convert(rendered)
+    assert fixed.count("<div") == fixed.count("</div>") and fixed.endswith("<h2>Next</h2>")
+    broken = convert(rendered.replace("y_{< t}", "y_{<t}"))  # the block before the fix
+    assert broken.count("</div>") > broken.count("<div")
+
+
 # ---- tables ---------------------------------------------------------------------------------
 
 
