@@ -280,10 +280,18 @@ def test_material_script_moves_no_block_of_a_page(browser, site_server: str, wid
         assert boxes[0] == boxes[1], path
 
 
-TABLE_STYLES_JS = """() => [...document.querySelectorAll('.md-typeset__scrollwrap, .md-typeset__scrollwrap *')]
-  .map(el => { const cs = getComputedStyle(el); const out = [];
-               for (let i = 0; i < cs.length; i++) out.push(cs[i] + ':' + cs.getPropertyValue(cs[i]));
-               return el.tagName + '|' + out.join(';'); })"""
+# Computed values that are layout results (offsets and sizes), not styles: they can differ
+# between two reads while content-visibility blocks below are laid out, whatever the rules.
+LAYOUT_PROPERTIES = (
+    "^(top|right|bottom|left|inset-.*|width|height|inline-size|block-size|"
+    "perspective-origin|transform-origin)$"
+)
+TABLE_STYLES_JS = f"""() => {{ const layout = new RegExp('{LAYOUT_PROPERTIES}');
+  return [...document.querySelectorAll('.md-typeset__scrollwrap, .md-typeset__scrollwrap *')]
+  .map(el => {{ const cs = getComputedStyle(el); const out = [];
+               for (let i = 0; i < cs.length; i++)
+                 if (!layout.test(cs[i])) out.push(cs[i] + ':' + cs.getPropertyValue(cs[i]));
+               return el.tagName + '|' + out.join(';'); }}); }}"""
 MATERIAL_RULES_JS = """() => { document.getElementById('data-table-css').remove();
   for (const t of document.querySelectorAll('table.data-table')) t.removeAttribute('class'); }"""
 
@@ -291,7 +299,8 @@ MATERIAL_RULES_JS = """() => { document.getElementById('data-table-css').remove(
 @pytest.mark.parametrize("width", [412, 1280])
 def test_tables_look_as_under_materials_own_rules(browser, site_server: str, width: int) -> None:  # type: ignore[no-untyped-def]
     """hooks/tables.py: Material's script leaves our tables alone, and Material's table rules,
-    copied for our class, style every element of a table exactly as the originals would."""
+    copied for our class, style every element of a table exactly as the originals would
+    (every computed property but the layout results: offsets and sizes)."""
     context = browser.new_context(base_url=site_server, viewport={"width": width, "height": 900})
     for path in ["rl/notation/", "rl/a2c/", "study/papers/"]:
         pg = context.new_page()
@@ -299,7 +308,10 @@ def test_tables_look_as_under_materials_own_rules(browser, site_server: str, wid
         pg.wait_for_timeout(200)
         assert pg.evaluate("document.querySelectorAll('table.data-table').length") >= 1, path
         # Not taken out and re-wrapped by Material's script (its wrap would nest inside ours).
-        assert pg.evaluate("document.querySelectorAll('.md-typeset__table .md-typeset__table').length") == 0, path
+        assert (
+            pg.evaluate("document.querySelectorAll('.md-typeset__table .md-typeset__table').length")
+            == 0
+        ), path
         ours = pg.evaluate(TABLE_STYLES_JS)
         pg.evaluate(MATERIAL_RULES_JS)  # back to `table:not([class])` and Material's own rules
         material = pg.evaluate(TABLE_STYLES_JS)
@@ -349,7 +361,9 @@ STYLES_JS = """() => [...document.querySelectorAll('.jupyter-wrapper, .jupyter-w
 
 
 @pytest.mark.parametrize("width", [412, 1280])
-def test_purged_notebook_css_styles_every_element_as_the_full_css(browser, site_server: str, built_site: Path, width: int) -> None:  # type: ignore[no-untyped-def]
+def test_purged_notebook_css_styles_every_element_as_the_full_css(
+    browser, site_server: str, built_site: Path, width: int
+) -> None:  # type: ignore[no-untyped-def]
     """hooks/notebooks.py drops the Jupyter CSS rules no element of the page can match.
 
     Put the full stylesheet (as mkdocs-jupyter produced it, from its cache) back in place of
@@ -361,7 +375,8 @@ def test_purged_notebook_css_styles_every_element_as_the_full_css(browser, site_
     ]
     full = next(c for c in cached if 'id="kl-estimators-numerically"' in c)
     full_css = next(
-        css for css in re.findall(r"<style[^>]*>(.*?)</style>", full, re.DOTALL)
+        css
+        for css in re.findall(r"<style[^>]*>(.*?)</style>", full, re.DOTALL)
         if ".jupyter-wrapper" in css
     )
     context = browser.new_context(base_url=site_server, viewport={"width": width, "height": 900})
