@@ -213,15 +213,21 @@ def first_screen_slots(text: str, limit: int = FIRST_SCREEN_CHARS) -> list[int]:
     return found
 
 
+# Inline math in a TOC title: \( ... \) from Markdown pages (arithmatex's text), $ ... $ from
+# notebook pages (mkdocs-jupyter takes the titles from the raw notebook Markdown).
+TOC_MATH_RE = re.compile(r"\\\((.*?)\\\)|(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)")
+
+
 def _render_toc(items: list[AnchorLink], where: str, slots: list[str]) -> None:
     """Headings with math: the TOC shows the rendered formula, never raw TeX."""
     for item in items:
         title = item.title
-        if "\\(" in title:
+        if TOC_MATH_RE.search(title):
             # The TOC title is plain text: wrap it as arithmatex would, then render.
-            wrapped = re.sub(
-                r"\\\((.*?)\\\)",
-                lambda m: f'<span class="arithmatex">\\({html.escape(m.group(1))}\\)</span>',
+            wrapped = TOC_MATH_RE.sub(
+                lambda m: (
+                    f'<span class="arithmatex">\\({html.escape(m.group(1) or m.group(2))}\\)</span>'
+                ),
                 title,
             )
             item.title, _ = _render_html(wrapped, f"{where} (table of contents)", slots)

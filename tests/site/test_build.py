@@ -31,6 +31,10 @@ def test_no_raw_tex_left_and_no_katex_errors(built_site: Path) -> None:
         )
         for raw in ("\\(", "\\[", "$$"):
             assert raw not in body, f"raw TeX {raw!r} left in {page}"
+        # $...$ in headings and in the table of contents (notebook pages take their TOC titles
+        # from the raw notebook Markdown, which writes math between single dollars)
+        for title in re.findall(r'<span class="md-ellipsis">(.*?)</span>', body, flags=re.DOTALL):
+            assert not re.search(r"\$[^$\s][^$]*\$", title), f"raw $ math in the TOC of {page}"
 
 
 def test_no_math_javascript_and_no_foreign_urls(built_site: Path) -> None:

@@ -124,6 +124,13 @@ def test_first_screen_is_the_formulas_within_the_first_characters() -> None:
     assert katex.first_screen_slots(styled) == [0, 1]
 
 
+def test_toc_math_in_both_notations_and_nothing_else() -> None:
+    found = lambda t: [m.group(1) or m.group(2) for m in katex.TOC_MATH_RE.finditer(t)]  # noqa: E731
+    assert found("Bias: $k_2$ drifts, $k_1$ do not") == ["k_2", "k_1"]  # notebook titles
+    assert found("The \\(k_3\\) estimator") == ["k_3"]  # Markdown titles (arithmatex text)
+    assert found("display $$x$$ and a price \\$5") == []
+
+
 def test_renderer_renders_and_reports_bad_tex() -> None:
     renderer = katex.KatexRenderer()
     try:
