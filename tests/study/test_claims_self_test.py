@@ -8,6 +8,11 @@
   needs more float32 cache memory than the float32 weights.
 * Best-of-N: the KL bound is 0.64 nats at N = 4 and 1.84 at N = 16; the expected best of N
   standard-normal rewards is 0.56, 1.03 and 1.77 at N = 2, 4, 16, below sqrt(2 ln N).
+* PPO's value clip zeroes the gradient of a value that moved more than eps_v towards or past
+  its target, keeps it for one that moved away, and does not stop a step from leaving the range.
+* GSPO vs GRPO clipping: with a negative advantage, a ratio above 1 + eps is not clipped, so
+  the example of the self-test (one token at e^0.9, a one-token response at e^0.3) keeps every
+  gradient in both losses.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from snippets.pytorch.gpt import GPTConfig, expected_num_params
 from snippets.pytorch.kv_cache import kv_cache_bytes, kv_cache_numel
 from snippets.rl.best_of_n import best_of_n_kl_bound, normal_best_of_n_mean
 from snippets.rl.bradley_terry import bradley_terry_loss, preference_probability
+from snippets.rl.grpo import grpo_loss
+from snippets.rl.grpo_variants import gspo_loss
 from snippets.rl.logprobs import token_logprobs
 from snippets.rl.policy_gradient import reinforce_loss
+from snippets.rl.ppo import ppo_value_loss
 
 
 def test_sft_is_reinforce_with_advantage_one_on_the_demonstration() -> None:
@@ -91,3 +99,42 @@ def test_best_of_n_costs_and_gains_quoted_in_the_answer() -> None:
         gain = normal_best_of_n_mean(n)
         assert round(gain, 2) == quoted
         assert gain < math.sqrt(2 * math.log(n))
+
+
+def test_value_clip_zeroes_gradients_but_does_not_bound_the_step() -> None:
+    old = torch.zeros(1, 4, dtype=torch.float64)  # V_old(s_t)
+    returns = torch.ones(1, 4, dtype=torch.float64)  # R_t
+    mask = torch.ones(1, 4)
+    # moved 0.5 towards R, 1.5 past R, 0.5 away from R, 0.1 inside the range
+    values = torch.tensor([[0.5, 1.5, -0.5, 0.1]], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(ppo_value_loss(values, old, returns, mask, clip_eps=0.2), values)
+    assert grad[0, 0] == 0 and grad[0, 1] == 0  # towards or past the target: stopped
+    assert grad[0, 2] < 0 and grad[0, 3] < 0  # away, or inside: still pulled towards R
+    # One SGD step from V_old itself (inside the range) lands 0.5 away from it, beyond 0.2.
+    v = old[:, :1].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(ppo_value_loss(v, old[:, :1], returns[:, :1], mask[:, :1], 0.2), v)
+    stepped = v.detach() - 0.5 * g
+    assert_close(stepped, torch.full((1, 1), 0.5, dtype=torch.float64))
+    assert (stepped - old[:, :1]).abs().item() > 0.2
+
+
+def test_gspo_and_grpo_clip_only_in_the_direction_the_advantage_favours() -> None:
+    mask = torch.tensor(
+        [[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]
+    )
+    old = torch.full((4, 6), -1.0, dtype=torch.float64)
+    log_ratio = torch.zeros(4, 6, dtype=torch.float64)
+    log_ratio[0, 0] = 0.9  # token ratio e^0.9 = 2.46; s_0 = e^0.15 = 1.16
+    log_ratio[3, 0] = 0.3  # one-token response, s_3 = e^0.3 = 1.35
+    assert round(math.exp(0.9), 2) == 2.46 and round(math.exp(0.15), 2) == 1.16
+    assert round(math.exp(0.3), 2) == 1.35
+    for sign, clipped in ((1.0, True), (-1.0, False)):
+        adv = sign * torch.tensor([0.5, -0.5, -0.5, 0.5], dtype=torch.float64)
+        a = (old + log_ratio).requires_grad_(True)
+        b = (old + log_ratio).requires_grad_(True)
+        loss, _ = gspo_loss(a, old, adv, mask, clip_eps=0.2, clip_eps_high=None)
+        (g_gspo,) = torch.autograd.grad(loss, a)
+        (g_grpo,) = torch.autograd.grad(grpo_loss(b, old, None, adv, mask, beta=0.0)[0], b)
+        assert (g_gspo[0, :6] != 0).all()  # s_0 inside 1 +- 0.2 for either sign
+        assert (g_grpo[0, 0] == 0) == clipped  # GRPO drops the e^0.9 token only if A > 0
+        assert (g_gspo[3, 0] == 0) == clipped and (g_grpo[3, 0] == 0) == clipped
