@@ -90,8 +90,9 @@ fig.tight_layout()
 # ## Held-out exact match, per step and per second
 #
 # Left: against rollout steps, i.e. samples (256 per step). Right: against wall-clock
-# seconds of one thread, evaluation excluded; PPO pays for its critic there (a second
-# network to run and train), DPO and IPO pay up front to sample their pairs.
+# seconds of one thread, evaluation excluded except the one before the first step (about
+# 0.1 s); PPO pays for its critic there (a second network to run and train), DPO and IPO pay
+# up front to sample their pairs.
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
@@ -101,7 +102,7 @@ for name in ALGOS:
     band(ax2, runs[name], "heldout_acc", name, x="wall_s", color=COLOR[name], **style)
 ax1.set_xlabel("step (x 256 samples)")
 ax1.set_ylabel("held-out exact match (greedy)")
-ax2.set_xlabel("wall-clock seconds (1 thread, evaluation excluded)")
+ax2.set_xlabel("wall-clock seconds (1 thread, later evaluations excluded)")
 ax2.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 
@@ -189,7 +190,8 @@ fig.tight_layout()
 # every 2 steps), with β = 0.01 and β = 0.5, next to the same GRPO against the verifier.
 # The reward model's score keeps climbing; the true reward rises for a few steps, then
 # collapses as the policy finds responses the reward model overrates, and the responses get
-# longer (a spurious fourth digit). The larger β slows the collapse.
+# longer than correct answers are (the logs keep their length, not their text). The larger β
+# slows the collapse.
 
 # %%
 runs_rm = [

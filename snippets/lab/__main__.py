@@ -9,7 +9,11 @@ Examples::
     python -m snippets.lab pref_sweep           # the DPO / IPO tuning grid
     python -m snippets.lab summary              # re-print the table from the JSON files
 
-Every setting is checked (``ValueError`` naming the field) before anything trains.
+A single run of a comparison run (``sft_control``, ``grpo``, ``dpo``...) uses that run's
+settings from ``experiments.RUNS``, exactly as ``all`` does (``COMPARISON_STEPS`` steps unless
+``--steps`` says otherwise), so with the same seed it recomputes the committed run. Every
+setting is checked before anything trains; a bad one (``--group 1`` for GRPO, ``--beta`` for
+SFT, which has no β) stops with an error naming the field.
 """
 
 from __future__ import annotations
@@ -33,17 +37,9 @@ from snippets.lab.experiments import (
 )
 from snippets.lab.runner import DEFAULT_OUT, Job, check_settings, run_job, run_jobs
 
-STAGES = (
-    "sft",
-    "sft_control",
-    "rm",
-    *RL_ALGOS,
-    "grpo_rm",
-    *PREF_ALGOS,
-    "all",
-    "pref_sweep",
-    "summary",
-)
+_MAIN = ("sft", "sft_control", "rm", *RL_ALGOS, "grpo_rm", *PREF_ALGOS)
+# every named run of the comparison (grpo_kl0, dpo_untuned, ...) is a stage too
+STAGES = (*_MAIN, *(r for r in RUNS if r not in _MAIN), "all", "pref_sweep", "summary")
 OVERRIDES = ("lr", "beta", "group", "prompts", "aggregation", "reward", "eval_every")
 
 
@@ -66,17 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+
+
 def _single_job(args: argparse.Namespace) -> Job:
-    settings: dict = {"seed": args.seed}
-    if args.steps is not None:
-        settings["steps"] = args.steps
-    settings.update({k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None})
-    if args.stage == "sft":
-        return ("sft", "sft", settings)
-    if args.stage == "rm":
-        return ("rm", "rm", settings)
-    kind, base = RUNS.get(args.stage, ("rl", {"algo": args.stage}))
-    return (kind, args.stage, {**base, **settings})
+    """The job of one stage: for a run of the comparison, the job ``all`` makes for it."""
+    if args.stage in RUNS:
+        steps = args.steps if args.steps is not None else COMPARISON_STEPS
+        kind, name, settings = plan([args.seed], steps, [args.stage])[0]
+    else:  # sft and rm: their config's defaults (sft is the starting policy of every run)
+        kind, name, settings = args.stage, args.stage, {"seed": args.seed}
+        if args.steps is not None:
+            settings["steps"] = args.steps
+    return (kind, name, {**settings, **_overrides(args)})
 
 
 def _print_table(out: Path) -> None:
@@ -102,6 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         _print_table(out)
         return 0
     if args.stage in ("all", "pref_sweep"):
+        if _overrides(args):  # `all` runs the fixed settings of RUNS; say so, do not ignore
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in _overrides(args))
+            raise ValueError(f"{names}: only for a single run, not for {args.stage!r}")
         steps = args.steps if args.steps is not None else COMPARISON_STEPS
         jobs = plan(args.seeds, steps, args.runs) if args.stage == "all" else sweep_plan(steps)
         check_settings(jobs)  # every config is valid before anything trains

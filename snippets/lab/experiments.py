@@ -85,7 +85,7 @@ def _stats(values: list[float | None]) -> dict[str, float | None]:
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    std = statistics.stdev(values) if len(values) > 1 else None  # undefined for one value
     return {
         "mean": statistics.fmean(values),
         "std": std,
@@ -129,8 +129,10 @@ def table(agg: dict[str, dict]) -> str:
         if not stat or stat["n"] == 0:
             return "–"
         scale = 100 if pct else 1
-        mean, std = stat["mean"] * scale, stat["std"] * scale
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+        mean = f"{stat['mean'] * scale:.{digits}f}"
+        if stat["std"] is None:  # one value (one seed): no spread to show
+            return f"{mean} ± –"
+        return f"{mean} ± {stat['std'] * scale:.{digits}f}"
 
     for run in [r for r in RUN_ORDER if r in agg] + sorted(set(agg) - set(RUN_ORDER)):
         a = agg[run]

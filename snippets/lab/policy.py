@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from snippets._checks import check_mask, check_ndim, check_positive, check_shape
 from snippets.lab.config import ModelConfig
 from snippets.lab.task import (
     PROMPT_LEN,
@@ -99,22 +100,51 @@ class Rollout:
 def rollout(
     gpt: GPT, problems: torch.Tensor, temperature: float, generator: torch.Generator
 ) -> Rollout:
-    """Sample one response per row of ``problems`` (repeat rows for groups) and score it."""
+    """Sample one response per row of ``problems`` (repeat rows for groups) and score it.
+
+    ``logprobs`` are those of the distribution sampled from (logits / ``temperature``).
+    """
+    check_positive("temperature", temperature)
     gpt.eval()
     seq = gpt.generate(make_prompts(problems), RESPONSE_LEN, temperature, generator=generator)
     responses = seq[:, PROMPT_LEN:]  # (B, 5)
     mask = response_mask(responses)  # (B, 5)
-    logits = response_logits(gpt, seq)  # (B, 5, V)
-    if temperature != 1.0:
-        logits = logits / temperature  # the distribution we actually sampled from
+    logits = _tempered(response_logits(gpt, seq), temperature)  # (B, 5, V)
     logprobs = token_logprobs(logits, responses).masked_fill(~mask, 0.0)  # (B, 5)
     entropy = entropy_from_logits(logits)[mask].mean().item()
     return Rollout(problems, seq, mask, logprobs, entropy)
 
 
-def policy_logprobs(gpt: GPT, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """log π_θ of the response tokens, with gradient; 0 at padding. (B, 13) -> (B, 5)."""
-    logits = response_logits(gpt, seq)  # (B, 5, V)
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits of the distribution the rollouts are sampled from: ``logits / temperature``.
+
+    At temperature 1 the logits are returned untouched (not divided by 1.0), so runs at
+    temperature 1, every committed run among them, take the same code path as greedy scoring.
+    """
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def policy_logprobs(
+    gpt: GPT, seq: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """log π of the response tokens at ``temperature``, with gradient; 0 at padding.
+
+    Use the rollout's temperature for π_θ and π_ref alike: ``rollout`` stores log π_old of
+    the tempered distribution, so the ratio π_θ / π_old is exactly 1 before the first update
+    only if π_θ is tempered the same way.
+
+    | Argument    | Shape        | Meaning                                  |
+    |-------------|--------------|------------------------------------------|
+    | seq         | (B, 13) long | prompt + response                        |
+    | mask        | (B, 5) bool  | response tokens up to the first EOS      |
+    | temperature | float > 0    | sampling temperature of the rollouts     |
+    | **returns** | (B, 5)       | log-probabilities, 0 at padding          |
+    """
+    check_ndim("seq", seq, 2, "(B, 13)")
+    check_shape("seq", seq, (seq.shape[0], SEQ_LEN), "(B, 13)")
+    mask = check_mask("mask", mask, (seq.shape[0], RESPONSE_LEN), "(B, 5)")
+    temperature = check_positive("temperature", temperature)
+    logits = _tempered(response_logits(gpt, seq), temperature)  # (B, 5, V)
     return token_logprobs(logits, seq[:, PROMPT_LEN:]).masked_fill(~mask, 0.0)  # (B, 5)
 
 

@@ -117,7 +117,7 @@ def train_preference(
         "heldout_acc": evaluate(start),
         **_sample_stats(start, reference, g_stats),
     }
-    row0["wall_s"] = timer.seconds()  # the cost of sampling the pairs
+    row0["wall_s"] = timer.seconds()  # sampling the pairs, plus the step-0 evaluation
     rows: list[Row] = [row0]
     for step in range(1, cfg.steps + 1):
         policy.train()

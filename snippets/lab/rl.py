@@ -24,11 +24,13 @@ samples for every algorithm), scores them, and takes ``epochs x minibatches`` op
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from snippets._checks import check_float, check_interval, check_mask, check_ndim, check_shape
 from snippets.lab.config import RLConfig
 from snippets.lab.policy import (
     Rollout,
@@ -38,7 +40,7 @@ from snippets.lab.policy import (
     policy_logprobs,
     rollout,
 )
-from snippets.lab.task import PROMPT_LEN, sample_problems, verify
+from snippets.lab.task import PROMPT_LEN, RESPONSE_LEN, sample_problems, verify
 from snippets.pytorch.gpt import GPT
 from snippets.rl import (
     gae,
@@ -82,6 +84,17 @@ class Critic(nn.Module):
         return self.head(h).squeeze(-1)  # (B, 5)
 
 
+def _check_batch(rewards: torch.Tensor, per_token: dict[str, torch.Tensor]) -> int:
+    """``rewards`` (B,) float and every ``per_token`` tensor (B, 5) float; returns B."""
+    check_ndim("rewards", rewards, 1, "(B,)")
+    check_float("rewards", rewards)
+    B = rewards.shape[0]
+    for name, x in per_token.items():
+        check_shape(name, x, (B, RESPONSE_LEN), "(B, 5)")
+        check_float(name, x)
+    return B
+
+
 # --8<-- [start:token-rewards]
 def token_rewards(
     rewards: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, beta: float
@@ -95,6 +108,9 @@ def token_rewards(
     | mask        | (B, 5) | valid response tokens                    |
     | **returns** | (B, 5) | per-token rewards, 0 at padding          |
     """
+    B = _check_batch(rewards, {"kl": kl})
+    mask = check_mask("mask", mask, (B, RESPONSE_LEN), "(B, 5)")
+    beta = check_interval("beta", beta, 0.0, math.inf)
     last = mask.long().cumsum(1).argmax(1)  # (B,) index of the last valid token
     per_token = (-beta * kl).masked_fill(~mask, 0.0)  # (B, 5)
     return per_token.scatter_add(1, last[:, None], rewards[:, None])  # (B, 5)
@@ -113,6 +129,8 @@ def advantages(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Advantages (B,) or (B, 5), and PPO's value targets (B, 5) (None otherwise)."""
     P, G = cfg.prompts, cfg.group
+    _check_batch(rewards, {"ref": ref} if values is None else {"ref": ref, "values": values})
+    check_shape("rewards", rewards, (P * G,), "(B,) with B = prompts x group")
     kl = (ro.logprobs - ref).masked_fill(~ro.mask, 0.0)  # (B, 5) k1 per token
     # the KL penalty folded into a sequence reward: r − β Σ_t (log π_old − log π_ref)
     shaped = rewards - cfg.beta * kl.sum(1)  # (B,)
@@ -125,7 +143,8 @@ def advantages(
     per_token = token_rewards(rewards, kl, ro.mask, cfg.beta)  # (B, 5)
     if cfg.algo == "reinforce_pp":
         return reinforce_pp_advantages(per_token, ro.mask, cfg.gamma), None  # (B, 5)
-    assert values is not None
+    if values is None:
+        raise ValueError("values (PPO's critic values, shape (B, 5)) are required for ppo")
     adv, returns = gae(per_token, values, ro.mask, cfg.gamma, cfg.lam)  # (B, 5), (B, 5)
     return masked_whiten(adv, ro.mask), returns
 
@@ -157,14 +176,15 @@ def train_rl(
         params += list(critic.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed)
-    timer = Timer()
+    timer = Timer()  # the step-0 evaluation below is inside it (about 0.1 s); later ones are not
     rows: list[Row] = [{"step": 0, "samples": 0, "wall_s": 0.0, "heldout_acc": evaluate(start)}]
     B = cfg.prompts * cfg.group
     for step in range(1, cfg.steps + 1):
         problems = sample_problems(cfg.prompts, g).repeat_interleave(cfg.group, 0)  # (B, 2)
         ro = rollout(policy, problems, cfg.temperature, g)
         with torch.no_grad():
-            ref = policy_logprobs(reference, ro.seq, ro.mask)  # (B, 5)
+            # π_ref at the rollout's temperature, like π_old and π_θ (a no-op at T = 1)
+            ref = policy_logprobs(reference, ro.seq, ro.mask, cfg.temperature)  # (B, 5)
             old_values = critic(ro.seq).masked_fill(~ro.mask, 0.0) if critic else None
         rewards = _score(cfg, ro, reward_model)  # (B,)
         adv, returns = advantages(cfg, ro, rewards, ref, old_values)
@@ -174,7 +194,7 @@ def train_rl(
             for mb in order.chunk(cfg.minibatches):
                 policy.train()
                 seq, mask = ro.seq[mb], ro.mask[mb]  # (b, 13), (b, 5)
-                logp = policy_logprobs(policy, seq, mask)  # (b, 5)
+                logp = policy_logprobs(policy, seq, mask, cfg.temperature)  # (b, 5)
                 old, a = ro.logprobs[mb], adv[mb]  # (b, 5), (b,) or (b, 5)
                 if cfg.algo in ("reinforce", "rloo"):
                     # ℓ = −A · log π_θ(y), the score-function estimator

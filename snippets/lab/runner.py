@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import fields
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -163,10 +164,25 @@ def check_settings(jobs: list[Job]) -> None:
         "rl": RLConfig,
         "pref": PrefConfig,
     }
-    for kind, _, settings in jobs:
+    for kind, name, settings in jobs:
+        if kind not in makers and kind != "rm_rl":
+            raise ValueError(f"kind must be one of {sorted([*makers, 'rm_rl'])}, got {kind!r}")
         if kind == "rm_rl":
             rest = {k: v for k, v in settings.items() if k != "rm"}
+            _check_fields(name, RLConfig, rest)
             RLConfig(**rest)
-            RMConfig(**{"seed": settings.get("seed", 0), **settings.get("rm", {})})
+            rm = {"seed": settings.get("seed", 0), **settings.get("rm", {})}
+            _check_fields(name, RMConfig, rm)
+            RMConfig(**rm)
         else:
+            _check_fields(name, makers[kind], settings)
             makers[kind](**settings)
+
+
+def _check_fields(name: str, config: type, settings: dict) -> None:
+    """An unknown setting (``--beta`` for SFT) is a ValueError naming it, not a TypeError."""
+    known = {f.name for f in fields(config)}
+    for key in settings:
+        if key not in known:
+            has = ", ".join(sorted(known))
+            raise ValueError(f"{key} is not a setting of {name} ({config.__name__} has: {has})")

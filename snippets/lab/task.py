@@ -8,8 +8,10 @@ produce each digit after the carry that decides it.
 Demonstrations are NOISY: with probability ``noise`` a demo drops every carry (it writes
 ``(a_i + b_i) mod 10`` per digit). With ``noise > 0.5`` the most likely demo for a problem with
 a carry is the wrong one, so supervised learning converges to "drop the carries" under greedy
-decoding, while sampling still produces the correct answer ``1 − noise`` of the time. Only a
-reward from the verifier can tell the two apart. The verifier is exact: 1 for the exact
+decoding. Sampling from a model that fits the demos exactly is still right on every problem
+without a carry (0.55³ ≈ 16.6 % of them) and ``1 − noise`` of the time on the others: about
+0.166 + 0.834 × 0.4 ≈ 0.50 of all problems at ``noise = 0.6``. Only a reward from the verifier
+can tell the right samples from the wrong ones. The verifier is exact: 1 for the exact
 answer and end token, else 0 (or per-digit partial credit).
 
 The held-out split is chosen by hashing the whole problem ``(a, b)``, not a digit of it, so
@@ -27,6 +29,15 @@ train and held-out problems come from the same distribution.
 from __future__ import annotations
 
 import torch
+
+from snippets._checks import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_mask,
+    check_ndim,
+    check_shape,
+)
 
 __all__ = [
     "EOS",
@@ -58,12 +69,45 @@ HELDOUT_PERCENT = 10  # share of problems in the held-out split
 
 def encode(text: str) -> list[int]:
     """Characters -> token ids."""
+    if not isinstance(text, str) or any(c not in VOCAB for c in text):
+        raise ValueError(f"text must be a str of the characters {VOCAB!r}, got {text!r}")
     return [VOCAB.index(c) for c in text]
 
 
 def decode(ids: list[int] | torch.Tensor) -> str:
     """Token ids -> characters."""
-    return "".join(VOCAB[int(i)] for i in ids)
+    ids = [int(i) for i in ids]
+    if any(not 0 <= i < len(VOCAB) for i in ids):
+        raise ValueError(f"ids must be token ids in [0, {len(VOCAB) - 1}], got {ids}")
+    return "".join(VOCAB[i] for i in ids)
+
+
+def _check_ids(name: str, x: torch.Tensor, high: int, low: int = 0) -> None:
+    """Require an integer tensor (not bool) with every value in [low, high]."""
+    if x.dtype == torch.bool or x.is_floating_point() or x.is_complex():
+        raise ValueError(f"{name} must be an integer tensor (long), got dtype {x.dtype}")
+    if x.numel() and (int(x.min()) < low or int(x.max()) > high):
+        raise ValueError(
+            f"{name} must hold values in [{low}, {high}], "
+            f"got values from {int(x.min())} to {int(x.max())}"
+        )
+
+
+def _check_problems(problems: torch.Tensor) -> int:
+    """``problems`` must be (B, 2) integers in [0, 999]; returns B."""
+    check_ndim("problems", problems, 2, "(B, 2)")
+    check_shape("problems", problems, (problems.shape[0], 2), "(B, 2)")
+    _check_ids("problems", problems, 999)
+    return problems.shape[0]
+
+
+def _check_responses(responses: torch.Tensor, batch: int | None = None) -> None:
+    """``responses`` must be (B, 5) token ids (B = ``batch`` when given)."""
+    check_ndim("responses", responses, 2, "(B, 5)")
+    B = responses.shape[0] if batch is None else batch
+    layout = "(B, 5)" if batch is None else "(B, 5) with B = problems.shape[0]"
+    check_shape("responses", responses, (B, RESPONSE_LEN), layout)
+    _check_ids("responses", responses, len(VOCAB) - 1)
 
 
 # --8<-- [start:split]
@@ -82,6 +126,7 @@ def is_heldout(problems: torch.Tensor) -> torch.Tensor:
     | problems    | (B, 2) long | operands a, b         |
     | **returns** | (B,) bool   | in the held-out split |
     """
+    _check_problems(problems)
     ids = problems[:, 0] * 1000 + problems[:, 1]  # (B,)
     return _mix32(ids) % 100 < HELDOUT_PERCENT  # (B,)
 
@@ -97,6 +142,8 @@ _HELDOUT_IDS = torch.nonzero(_HELDOUT).squeeze(1)  # ids of the held-out split
 
 def sample_problems(n: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
     """``n`` problems drawn uniformly (with replacement) from one split. Returns (n, 2)."""
+    check_int("n", n, low=0)
+    check_choice("split", split, ("train", "heldout"))
     pool = {"train": _TRAIN_IDS, "heldout": _HELDOUT_IDS}[split]
     pick = torch.randint(len(pool), (n,), generator=generator)  # (n,)
     return _ALL[pool[pick]]  # (n, 2)
@@ -104,6 +151,9 @@ def sample_problems(n: int, generator: torch.Generator, split: str = "train") ->
 
 def heldout_problems(n: int = 512, seed: int = 1234) -> torch.Tensor:
     """The FIXED held-out evaluation set: ``n`` distinct held-out problems. Returns (n, 2)."""
+    check_int("n", n)
+    if n > len(_HELDOUT_IDS):
+        raise ValueError(f"n must be <= {len(_HELDOUT_IDS)} (the held-out problems), got {n}")
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(_HELDOUT_IDS), generator=g)[:n]  # (n,)
     return _ALL[_HELDOUT_IDS[order]]  # (n, 2)
@@ -116,6 +166,7 @@ def _digits(x: torch.Tensor) -> torch.Tensor:
 
 def make_prompts(problems: torch.Tensor) -> torch.Tensor:
     """``a+b=`` as token ids. (B, 2) -> (B, 8)."""
+    _check_problems(problems)
     a = _digits(problems[:, 0])[:, :3].flip(1)  # (B, 3) most significant first
     b = _digits(problems[:, 1])[:, :3].flip(1)  # (B, 3)
     B = problems.shape[0]
@@ -138,6 +189,9 @@ def reference_answers(
     | drop_carries | (B,) bool   | optional: which answers drop their carries      |
     | **returns**  | (B, 5), (B,) | answer ids padded with EOS; length incl. EOS   |
     """
+    B = _check_problems(problems)
+    if drop_carries is not None:
+        drop_carries = check_mask("drop_carries", drop_carries, (B,), "(B,)")
     a, b = problems[:, 0], problems[:, 1]  # (B,), (B,)
     total = a + b  # (B,)
     if drop_carries is not None:
@@ -165,6 +219,7 @@ def demo_batch(
     | **returns** | (n, 13), (n, 13) | idx = prompt + answer; targets = next id on answer |
     |             |              | positions (digits and EOS), −1 elsewhere             |
     """
+    check_interval("noise", noise, 0.0, 1.0)
     problems = sample_problems(n, generator)  # (n, 2)
     drop = torch.rand(n, generator=generator) < noise  # (n,)
     answer, length = reference_answers(problems, drop)  # (n, 5), (n,)
@@ -185,6 +240,8 @@ def response_mask(responses: torch.Tensor) -> torch.Tensor:
     | responses   | (B, R) long | generated ids               |
     | **returns** | (B, R) bool | tokens that belong to the answer |
     """
+    check_ndim("responses", responses, 2, "(B, R)")
+    _check_ids("responses", responses, len(VOCAB) - 1)
     is_eos = (responses == EOS).long()  # (B, R)
     eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # (B, R) EOS strictly before t
     return eos_before == 0  # (B, R)
@@ -203,6 +260,7 @@ def verify(problems: torch.Tensor, responses: torch.Tensor, partial: bool = Fals
     | responses   | (B, 5) long | generated ids               |
     | **returns** | (B,) float  | reward in [0, 1]            |
     """
+    _check_responses(responses, _check_problems(problems))
     answer, _ = reference_answers(problems)  # (B, 5)
     mask = response_mask(responses)  # (B, 5)
     # after the first EOS the generated tokens do not count: read them as EOS

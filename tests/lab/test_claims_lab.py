@@ -312,3 +312,85 @@ def test_timing_and_parameter_counts():
     }.items():
         gpt = build_gpt(ModelConfig(n_layer=layers, n_embd=width), 0)
         assert sum(p.numel() for p in gpt.parameters()) == n
+
+
+def test_carry_probability_of_one_column():
+    pairs = torch.cartesian_prod(torch.arange(10), torch.arange(10))  # every digit pair
+    total = pairs.sum(1)
+    assert (total <= 9).sum().item() == 55  # no carry in, none out: 55/100
+    assert (total + 1 <= 9).sum().item() == 45  # a carry in, none out: 45/100
+
+
+def test_a_perfect_fit_samples_the_right_answer_half_the_time():
+    # right on every problem without a carry, and 1 - noise = 0.4 of the time on the others
+    a, b = torch.meshgrid(torch.arange(1000), torch.arange(1000), indexing="ij")
+    problems = torch.stack([a.flatten(), b.flatten()], 1)
+    right, _ = reference_answers(problems)
+    noisy, _ = reference_answers(problems, torch.ones(len(problems), dtype=torch.bool))
+    no_carry = (right == noisy).all(1).double().mean().item()
+    p = no_carry + (1 - no_carry) * (1 - 0.6)
+    assert round(no_carry, 3) == 0.166 and round(1 - no_carry, 3) == 0.834
+    assert round(p, 2) == 0.50
+    _, lengths = reference_answers(problems)
+    assert lengths.min().item() == 2 and lengths.max().item() == 5  # |y| of a correct answer
+
+
+def test_rl_losses_aggregations_and_kl_placement():
+    from snippets.lab.config import RLConfig
+    from snippets.lab.rl import DEFAULT_AGGREGATION
+
+    assert DEFAULT_AGGREGATION == {
+        "reinforce": "seq-mean-token-sum",
+        "rloo": "seq-mean-token-sum",
+        "reinforce_pp": "token-mean",
+        "ppo": "token-mean",
+        "grpo": "seq-mean-token-mean",
+    }
+    assert RLConfig().vf_coef == 0.5 and RLConfig().beta == 0.01
+
+
+def test_grpo_kl_costs_beta_over_length_per_nat():
+    # grpo_loss(beta) - grpo_loss(0) = beta * mean over responses of (sum_t k3_t) / |y|
+    from snippets.rl import grpo_loss, kl_k3
+
+    torch.manual_seed(0)
+    B, T, beta = 6, 5, 0.01
+    lengths = torch.tensor([2, 3, 4, 5, 5, 2])
+    mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    logp = torch.randn(B, T, dtype=torch.float64) - 1.0
+    ref = logp + 0.3 * torch.randn(B, T, dtype=torch.float64)
+    adv = torch.randn(B, dtype=torch.float64)
+    with_kl, _ = grpo_loss(logp, logp, ref, adv, mask, beta=beta)
+    without, _ = grpo_loss(logp, logp, None, adv, mask, beta=0.0)
+    k3 = kl_k3(logp, ref).masked_fill(~mask, 0.0)  # (B, T)
+    expected = beta * (k3.sum(1) / lengths).mean()
+    torch.testing.assert_close(with_kl - without, expected)
+
+
+def test_dpo_collapse_is_decided_by_beta():
+    def evals(run: str) -> dict[int, float]:
+        with (RESULTS / "pref_sweep" / f"{run}_seed0.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r["heldout_acc"] != ""]
+        return {int(r["step"]): float(r["heldout_acc"]) for r in rows}
+
+    slow = evals("dpo_beta0.1_lr0.0001")  # beta 0.1 at a ten times smaller learning rate
+    best = max(slow, key=slow.get)
+    assert best == 15 and round(100 * slow[best], 1) == 87.1
+    assert round(100 * slow[80], 1) == 2.0
+    assert round(100 * evals("dpo_beta2.0_lr0.0001")[80], 1) == 91.0
+    fast = evals("dpo_beta0.1_lr0.001")
+    assert fast[6] < 0.05  # the same beta at 1e-3 has collapsed by step 6
+
+
+def test_nine_minutes_and_committed_tables_match_the_code():
+    from snippets.lab.experiments import aggregate_summaries, table
+
+    timing = json.loads((RESULTS / "timing.json").read_text())
+    assert round(timing["total_s"] / 60) == 9  # "about 9 minutes"
+    for out in (RESULTS, RESULTS / "pref_sweep"):
+        agg = aggregate_summaries(out)
+        assert json.loads((out / "summary.json").read_text()) == agg
+        assert (out / "summary.md").read_text() == table(agg) + "\n"
+    md = (RESULTS / "summary.md").read_text()
+    assert "| 8.3 ± – (1/3 seeds) |" in md  # one seed reached 95 %: no standard deviation
+    assert SUMMARY["dpo"]["wall_s_to_95"]["std"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -60,3 +61,49 @@ def test_cli_rejects_bad_value_in_all(tmp_path):
     with pytest.raises(SystemExit):
         main(["all", "--steps", "0", "--out", str(tmp_path)])
     assert list(tmp_path.iterdir()) == []
+
+
+def _committed_runs() -> list[tuple[str, int, dict]]:
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "results" / "lab"
+    runs = []
+    for path in sorted(results.glob("*_seed*.json")):
+        summary = json.loads(path.read_text())
+        runs.append((summary["run"], summary["seed"], summary["settings"]))
+    return runs
+
+
+def test_a_single_run_reproduces_the_committed_settings():
+    from snippets.lab.__main__ import _parser, _single_job
+
+    runs = _committed_runs()
+    assert {run for run, _, _ in runs} >= {"sft", "sft_control", "rm", "grpo_rm", "dpo", "ppo"}
+    for run, seed, settings in runs:
+        _, name, job = _single_job(_parser().parse_args([run, "--seed", str(seed)]))
+        assert (name, job) == (run, settings), run
+    # sft_control in particular: the committed control is 80 steps, not SFTConfig's 1,500
+    _, _, control = _single_job(_parser().parse_args(["sft_control"]))
+    assert control["steps"] == 80 and SFTConfig().steps == 1500
+
+
+def test_cli_rejects_a_setting_the_stage_does_not_have(tmp_path, capsys):
+    for argv, field in (
+        (["sft", "--beta", "0.1"], "beta is not a setting of sft"),
+        (["dpo", "--group", "4", "--reward", "partial"], "reward is not a setting of dpo"),
+        (["all", "--beta", "0.1"], "--beta: only for a single run"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--out", str(tmp_path)])
+        assert exc.value.code == 2
+        assert field in capsys.readouterr().err, argv
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_check_settings_names_an_unknown_field():
+    from snippets.lab.runner import check_settings
+
+    with pytest.raises(ValueError, match="beta is not a setting of sft"):
+        check_settings([("sft", "sft", {"seed": 0, "beta": 0.1})])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        check_settings([("a2c", "a2c", {})])

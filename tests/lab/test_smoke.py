@@ -77,3 +77,20 @@ def test_same_seed_same_numbers(start):
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in a]
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in b]
     assert torch.get_num_threads() == 1
+
+
+def test_ratio_is_exactly_one_before_the_first_update_at_any_temperature(start):
+    from snippets.lab.policy import policy_logprobs, rollout
+    from snippets.lab.task import sample_problems
+
+    g = torch.Generator().manual_seed(0)
+    ro = rollout(start, sample_problems(16, g).repeat_interleave(4, 0), 0.7, g)
+    tempered = policy_logprobs(start, ro.seq, ro.mask, temperature=0.7)
+    assert torch.equal(tempered, ro.logprobs)  # log π_θ = log π_old exactly
+    untempered = policy_logprobs(start, ro.seq, ro.mask)  # the old mismatch
+    assert (untempered - ro.logprobs).abs().max() > 0.05
+    # through the training loop: one minibatch, so every ratio is taken before any update
+    cfg = RLConfig(algo="grpo", steps=1, prompts=16, group=4, minibatches=1, temperature=0.7)
+    _, rows = train_rl(cfg, start)
+    assert rows[1]["ratio_mean"] == 1.0 and rows[1]["ratio_max"] == 1.0
+    assert rows[1]["clip_frac"] == 0.0
