@@ -130,7 +130,7 @@ def test_kl_term_on_the_verifier_and_on_the_reward_model():
     assert SUMMARY["grpo_rm_kl0.5"]["final_kl_ref"]["max"] < 3.0
     assert 25 <= mean("grpo_rm", "final_kl_ref") <= 35  # "about 30"
     assert 0.7 <= mean("grpo_rm_kl0.5", "best_heldout_acc") <= 0.78  # 74 %
-    assert 0.35 <= mean("grpo_rm_kl0.5", "final_heldout_acc") <= 0.43  # 39 %
+    assert 0.35 <= mean("grpo_rm_kl0.5", "final_heldout_acc") <= 0.43  # 40 %
 
 
 def test_tuning_grid_picks_the_defaults():
@@ -253,7 +253,7 @@ def test_reward_model_pairs_reward_length():
 
 def test_rm_kl_penalty_peak_and_end():
     peaks = [max(r["kl_ref"] for r in rows("grpo_rm_kl0.5", s) if "kl_ref" in r) for s in range(3)]
-    assert 3.5 <= min(peaks) and max(peaks) <= 4.3  # "peaks at 3.5 to 4.3 nats"
+    assert 3.4 <= min(peaks) and max(peaks) <= 4.0  # "peaks at 3.4 to 4.0 nats"
     assert SUMMARY["grpo_rm_kl0.5"]["final_kl_ref"]["max"] < 3.0  # "ends under 3"
 
 

@@ -6,11 +6,6 @@ covered: the starting SFT, the continued-SFT control, every RL algorithm and var
 IPO, untuned DPO, the reward model (its whole run) and GRPO against it. The pages plot those
 CSVs, so for these runs and steps they cannot drift from the code without this failing.
 
-GRPO against the reward model is the one known drift: its committed runs were computed with
-the ``grpo_advantages`` of the time, which did not yet force a group of equal rewards to an
-advantage of exactly 0. They are checked with that formula, and the test also asserts that
-today's code differs, so regenerating those runs makes it fail until it is updated.
-
 What is compared: the first 60 SFT steps, the first 6 control steps, the first 3 steps of
 every RL and preference run, all 300 reward-model steps. Later steps are not re-run (the whole
 comparison takes about 9 minutes), so a change that only acts late in a run would pass.
@@ -30,14 +25,12 @@ import pytest
 import torch
 
 import snippets.lab.preference as preference
-import snippets.lab.rl as lab_rl
 from snippets.lab.config import PrefConfig, RLConfig, RMConfig, SFTConfig
 from snippets.lab.preference import train_preference
 from snippets.lab.reward_model import train_reward_model
 from snippets.lab.rl import train_rl
 from snippets.lab.runner import load_start, read_csv
 from snippets.lab.sft import continue_sft, train_sft
-from snippets.rl import grpo_advantages
 
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "lab"
 
@@ -151,42 +144,8 @@ def test_reward_model_matches_committed_csv(reward_model_seed2):
     assert _compare(rows, "rm_seed2") >= 300 * 2 + 12
 
 
-def _grpo_advantages_when_committed(rewards: torch.Tensor) -> torch.Tensor:
-    """``snippets.rl.grpo_advantages`` as it was when the results were computed (c27e9a2).
-
-    (r − mean) / (std + 1e-6), std with n − 1. The current version sets a group of equal
-    rewards to exactly 0; this one leaves the rounding error of the group mean, which is 0
-    for 0/1 rewards (their means are exact in float32) but not for reward-model scores.
-    """
-    rewards = rewards.detach()  # (P, G)
-    centred = rewards - rewards.mean(dim=1, keepdim=True)  # (P, G)
-    return centred / (rewards.std(dim=1, keepdim=True, correction=1) + 1e-6)  # (P, G)
-
-
 @pytest.mark.parametrize("stem", ["grpo_rm_seed2", "grpo_rm_kl0.5_seed2"])
 def test_rl_on_the_reward_model_matches_committed_csv(start, reward_model_seed2, stem):
-    # The committed GRPO-on-the-reward-model runs predate the exact-zero advantage of
-    # equal-reward groups in snippets.rl.grpo_advantages: with the advantage they were
-    # computed with, the lab code reproduces them; with today's, the first update differs.
     cfg = replace(RLConfig(**_settings(stem)), steps=3)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lab_rl, "grpo_advantages", _grpo_advantages_when_committed)
-        _, rows = train_rl(cfg, start, reward_model=reward_model_seed2[0])
+    _, rows = train_rl(cfg, start, reward_model=reward_model_seed2[0])
     assert _compare(rows, stem) >= 20
-    _, today = train_rl(cfg, start, reward_model=reward_model_seed2[0])
-    pre_update = ("reward", "true_reward", "kl_ref", "resp_len", "entropy")
-    assert all(today[1][k] == rows[1][k] for k in pre_update)  # same samples and scores
-    assert today[1]["loss"] != rows[1]["loss"]  # the drift: regenerate these runs to remove it
-
-
-def test_verifier_rewards_are_unaffected_by_the_equal_group_rule():
-    # 0/1 rewards: a group mean is k/8, exact in float32, so both versions give exactly 0
-    torch.manual_seed(0)
-    rewards = (torch.rand(512, 8) < 0.5).float()
-    rewards[:100] = rewards[:100, :1]  # 100 groups of equal rewards
-    torch.testing.assert_close(
-        grpo_advantages(rewards), _grpo_advantages_when_committed(rewards), rtol=0, atol=0
-    )
-    scores = torch.full((1, 8), 0.1)  # reward-model scores: the two versions differ
-    assert grpo_advantages(scores).abs().max() == 0
-    assert _grpo_advantages_when_committed(scores).abs().max() > 1e-3
