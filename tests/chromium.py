@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CHROMIUM_PATH: a browser the machine already has (a hosted runner ships Google Chrome, and
+# Ubuntu's `chromium` package is only a snap wrapper); still never a downloaded one.
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
     "--no-sandbox",
