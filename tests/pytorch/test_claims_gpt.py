@@ -1,4 +1,4 @@
-"""Claims of docs/pytorch/gpt.md that tests/pytorch/test_gpt.py does not already check."""
+"""Claims of docs/pytorch/gpt.md and gpt-training.md not already checked in test_gpt.py."""
 
 from __future__ import annotations
 
