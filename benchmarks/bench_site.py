@@ -68,6 +68,22 @@ def build(config: Path, site: Path, site_url: str | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def inherited_config(
+    tmp: Path, docs: Path, skip_hooks: tuple[str, ...] = (), extra: str = ""
+) -> Path:
+    """A config in ``tmp`` that inherits mkdocs.yml but builds ``docs`` (a copy of docs/)."""
+    hooks = [p for p in sorted((ROOT / "hooks").glob("*.py")) if p.name not in skip_hooks]
+    config = tmp / "mkdocs.yml"
+    config.write_text(
+        f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
+        f"docs_dir: {docs}\n"
+        f"theme:\n  name: material\n  custom_dir: {ROOT / 'overrides'}\n"
+        "hooks:\n" + "".join(f"  - {p}\n" for p in hooks) + extra,
+        encoding="utf-8",
+    )
+    return config
+
+
 def client_side_config(tmp: Path) -> Path:
     """A copy of the site configured the documented client-side way (no hooks/katex.py)."""
     docs = tmp / "docs"
@@ -76,21 +92,15 @@ def client_side_config(tmp: Path) -> Path:
     (docs / "javascripts" / "katex-init.js").write_text(CLIENT_JS, encoding="utf-8")
     vendor = docs / "katex-client"
     shutil.copytree(KATEX, vendor, ignore=shutil.ignore_patterns("*.mjs", "*.ts"))
-    hooks = [p for p in sorted((ROOT / "hooks").glob("*.py")) if p.name != "katex.py"]
-    config = tmp / "mkdocs.yml"
-    config.write_text(
-        f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
-        f"docs_dir: {docs}\n"
-        f"theme:\n  name: material\n  custom_dir: {ROOT / 'overrides'}\n"
-        "hooks:\n"
-        + "".join(f"  - {p}\n" for p in hooks)
-        + "validation:\n  links:\n    not_found: info\n    anchors: info\n"
+    return inherited_config(
+        tmp,
+        docs,
+        skip_hooks=("katex.py",),
+        extra="validation:\n  links:\n    not_found: info\n    anchors: info\n"
         "extra_javascript:\n  - javascripts/katex-init.js\n"
         "  - katex-client/katex.min.js\n  - katex-client/contrib/auto-render.min.js\n"
         "extra_css:\n  - stylesheets/extra.css\n  - katex-client/katex.min.css\n",
-        encoding="utf-8",
     )
-    return config
 
 
 class GzipHandler(http.server.SimpleHTTPRequestHandler):
@@ -305,13 +315,7 @@ def serve_rebuild() -> float:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         shutil.copytree(ROOT / "docs", tmp / "docs")
-        hooks = "".join(f"  - {p}\n" for p in sorted((ROOT / "hooks").glob("*.py")))
-        config = tmp / "mkdocs.yml"
-        config.write_text(
-            f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: {tmp / 'docs'}\n"
-            f"theme:\n  name: material\n  custom_dir: {ROOT / 'overrides'}\nhooks:\n{hooks}",
-            encoding="utf-8",
-        )
+        config = inherited_config(tmp, tmp / "docs")
         page = tmp / "docs" / "about.md"
         proc = subprocess.Popen(
             [sys.executable, "-m", "mkdocs", "serve", "-f", str(config), "-a", "127.0.0.1:8765"],
